@@ -1,0 +1,1 @@
+"""Built-in backend plugins, registered through the `mlpbench.backends` entry-point group."""

@@ -1,0 +1,1 @@
+"""Built-in task plugins, registered through the `mlpbench.tasks` entry-point group."""

@@ -1,0 +1,39 @@
+"""The split and preprocessing shared by the built-in tasks (fitted on the training part only)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+from mlpbench import Split
+
+# train / validation / test fractions
+FRACTIONS = (0.6, 0.2, 0.2)
+
+
+def split_and_scale(X: np.ndarray, y: np.ndarray, seed: int, classification: bool) -> Split:
+    """Shuffle and split 60/20/20 (stratified for classification), then standardise.
+
+    Features are standardised with the training part's mean and deviation; regression
+    targets too, so losses are in units of the training target's deviation.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y)
+    strat = y if classification else None
+    _, val_frac, test_frac = FRACTIONS
+    X_rest, X_test, y_rest, y_test = train_test_split(X, y, test_size=test_frac, random_state=seed, stratify=strat)
+    strat = y_rest if classification else None
+    X_train, X_val, y_train, y_val = train_test_split(
+        X_rest, y_rest, test_size=val_frac / (1 - test_frac), random_state=seed, stratify=strat
+    )
+    scaler = StandardScaler().fit(X_train)
+    X_train, X_val, X_test = (scaler.transform(a) for a in (X_train, X_val, X_test))
+    if classification:
+        y_train, y_val, y_test = (a.astype(np.int64) for a in (y_train, y_val, y_test))
+    else:
+        ys = [a.astype(np.float64).reshape(len(a), -1) for a in (y_train, y_val, y_test)]
+        mean, std = ys[0].mean(axis=0), ys[0].std(axis=0)
+        std[std == 0] = 1.0
+        y_train, y_val, y_test = ((a - mean) / std for a in ys)
+    return Split(X_train, y_train, X_val, y_val, X_test, y_test)
