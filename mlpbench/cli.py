@@ -1,0 +1,263 @@
+"""Command line: ``python run_bench.py [run|list|...]``. Bad input stops before any work with exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import env as envmod
+from .registry import PluginError, Registry, discover
+from .runner import DEFAULT_TIMEOUT_S, Interrupted, Runner, expand_seeds, make_plan, parse_backend_list
+from .store import CONFIG_FILE, ENV_FILE, ResultsStore, export_csv
+
+DEFAULT_TASKS = "xor,digits,diabetes"
+DEFAULT_SEEDS = "3"
+DEFAULT_THREADS = 1  # measured: small MLPs run fastest single-threaded on this class of machine (README)
+EXIT_OK, EXIT_FAILED_JOBS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+BAD_STATUSES = ("error", "crashed", "timeout", "diverged")
+
+
+class UsageError(Exception):
+    """Bad input: printed as one clear message, exit status 2."""
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``10m``, ``1h`` -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    t = text.strip().lower()
+    try:
+        value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration; use e.g. 90s, 10m or 1h") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a timeout must be positive")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1")
+    return value
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def _add_plugin_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE",
+                   help="load Backend/Task classes from a local Python file (repeatable)")  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="run_bench.py",
+        description="Train the same MLP on several backends and compare accuracy, loss curves, time and memory. "
+        "Without a command, runs the default suite (every installed backend on xor, digits, diabetes, 3 seeds).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a benchmark (the default command)",
+                         description="Run backends x tasks x seeds; results go to --out (default results/<timestamp>/).")  # fmt: skip
+    run.add_argument("--backends", default=None, metavar="LIST",
+                     help="comma-separated backends, options in brackets: numpy,torch,keras[engine=jax] "
+                          "(default: every installed backend)")  # fmt: skip
+    run.add_argument("--tasks", default=DEFAULT_TASKS, metavar="LIST", help=f"comma-separated tasks (default: {DEFAULT_TASKS})")
+    run.add_argument("--seeds", default=DEFAULT_SEEDS, metavar="N|LIST",
+                     help="a count (3 -> seeds 0,1,2) or an explicit list (0,5,9); default 3")  # fmt: skip
+    run.add_argument("--epochs", type=_positive_int, default=None, help="override every task's epoch count")
+    run.add_argument("--set", dest="overrides", action="append", default=[], type=_key_value, metavar="FIELD=VALUE",
+                     help="override a ModelSpec field for every task, e.g. --set lr=0.01 --set hidden=128,64 "
+                          "(repeatable)")  # fmt: skip
+    run.add_argument("--task-param", action="append", default=[], type=_key_value, metavar="TASK.KEY=VALUE",
+                     help="set a task parameter, e.g. --task-param moons.noise=0.3 (repeatable)")
+    run.add_argument("--threads", type=_positive_int, default=DEFAULT_THREADS,
+                     help=f"threads per worker for every framework and BLAS (default {DEFAULT_THREADS})")  # fmt: skip
+    run.add_argument("--timeout", type=parse_duration, default=DEFAULT_TIMEOUT_S, metavar="DURATION",
+                     help=f"per-job time limit, e.g. 90s or 10m (default {DEFAULT_TIMEOUT_S / 60:g}m)")  # fmt: skip
+    run.add_argument("--out", default=None, metavar="DIR", help="results directory (default results/<timestamp>)")
+    run.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR, skipping finished jobs")
+    run.add_argument("--no-progress", action="store_true", help="no live progress display, one line per job")
+    _add_plugin_arg(run)
+
+    lst = sub.add_parser("list", help="list backends and tasks, with availability")
+    _add_plugin_arg(lst)
+    return parser
+
+
+# ----------------------------------------------------------------------------- run
+def _resolve_plan(args: argparse.Namespace, registry: Registry) -> tuple[list, dict[str, Any]]:
+    if args.backends is None:
+        names = [n for n, e in sorted(registry.backends.items()) if e.cls is not None
+                 and not e.cls.missing_requirements()]  # fmt: skip
+        backends = parse_backend_list(",".join(names))
+    else:
+        backends = parse_backend_list(args.backends)
+    if not backends:
+        raise UsageError("no backend to run: name at least one with --backends")
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if not tasks:
+        raise UsageError("no task to run: name at least one with --tasks")
+    for b in backends:
+        if b.name not in registry.backends:
+            raise UsageError(f"unknown backend {b.name!r}; valid backends: {', '.join(sorted(registry.backends))}")
+    for t in tasks:
+        if t not in registry.tasks:
+            raise UsageError(f"unknown task {t!r}; valid tasks: {', '.join(sorted(registry.tasks))}")
+    overrides = dict(args.overrides)
+    if args.epochs is not None:
+        overrides["epochs"] = str(args.epochs)
+    task_params: dict[str, dict[str, str]] = {}
+    for key, value in args.task_param:
+        if "." not in key:
+            raise UsageError(f"--task-param {key}={value}: expected TASK.KEY=VALUE, e.g. moons.noise=0.3")
+        task, param = key.split(".", 1)
+        if task not in tasks:
+            raise UsageError(f"--task-param {key}: task {task!r} is not in --tasks ({', '.join(tasks)})")
+        task_params.setdefault(task, {})[param] = value
+    try:
+        seeds = expand_seeds(args.seeds)
+        jobs = make_plan(registry, backends, tasks, seeds, overrides, task_params)
+    except (ValueError, PluginError) as exc:
+        raise UsageError(str(exc)) from exc
+    config = {
+        "backends": [b.label for b in backends], "tasks": tasks, "seeds": seeds, "overrides": overrides,
+        "task_params": task_params, "threads": args.threads, "timeout_s": args.timeout,
+        "plugins": list(args.plugin), "argv": sys.argv[1:],
+    }  # fmt: skip
+    return jobs, config
+
+
+def _results_dir(args: argparse.Namespace) -> ResultsStore:
+    if args.resume and args.out and Path(args.out).resolve() != Path(args.resume).resolve():
+        raise UsageError("give either --out DIR or --resume DIR, not both")
+    if args.resume:
+        store = ResultsStore(args.resume)
+        if not store.runs_path.exists():
+            raise UsageError(f"--resume {args.resume}: no results there to resume (no runs.jsonl)")
+        return store
+    path = args.out or str(Path("results") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    store = ResultsStore(path)
+    if store.has_results():
+        raise UsageError(f"{path} already holds results; use --resume {path} to continue it, or choose another --out")
+    return store
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Plan, run, store and summarise."""
+    try:
+        registry = discover(args.plugin)
+    except PluginError as exc:
+        raise UsageError(str(exc)) from exc
+    jobs, config = _resolve_plan(args, registry)
+    store = _results_dir(args)
+    try:
+        store.create()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.resume:
+        saved = store.read_json(CONFIG_FILE)
+        if saved:
+            config = {**saved, "resumed": True}
+    store.write_json(CONFIG_FILE, config)
+    if not (store.path / ENV_FILE).exists():
+        store.write_json(ENV_FILE, envmod.collect(args.threads))
+
+    from .progress import Progress
+
+    progress = Progress(enabled=not args.no_progress)
+    runner = Runner(registry=registry, store=store, threads=args.threads, timeout_s=args.timeout,
+                    on_event=progress.event)  # fmt: skip
+    interrupted = None
+    with progress:
+        try:
+            runner.run(jobs)
+        except Interrupted as exc:
+            interrupted = str(exc)
+    export_csv(store)
+    _after_run(store)
+    from .summary import print_summary
+
+    print_summary(store)
+    if interrupted:
+        print(f"\nInterrupted by {interrupted}. Every finished job is saved in {store.path}.\n"
+              f"Continue with: python run_bench.py run --resume {store.path}", file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
+    print(f"\nResults: {store.path}")
+    bad = [r for r in runner.records if r.get("status") in BAD_STATUSES]
+    return EXIT_FAILED_JOBS if bad else EXIT_OK
+
+
+def _after_run(store: ResultsStore) -> None:
+    """Hook for what follows every run (reports); a failure here never loses results."""
+
+
+# ---------------------------------------------------------------------------- list
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print every backend and task with where it came from and whether it can run here."""
+    try:
+        registry = discover(args.plugin)
+    except PluginError as exc:
+        raise UsageError(str(exc)) from exc
+    print("Backends:")
+    for name, entry in sorted(registry.backends.items()):
+        if entry.cls is None:
+            state = f"error: {entry.error.splitlines()[0]}"
+        else:
+            missing = entry.cls.missing_requirements()
+            if missing:
+                state = f"not installed (cannot import {', '.join(missing)})"
+            else:
+                vers = ", ".join(f"{k} {v}" for k, v in entry.cls.versions().items())
+                state = "available" + (f" ({vers})" if vers else "")
+        opts = ""
+        if entry.cls is not None and entry.cls.options:
+            opts = "  options: " + ", ".join(f"{k}={v}" for k, v in entry.cls.options.items())
+        print(f"  {name:<14} {state}  [{entry.source}]{opts}")
+    print("Tasks:")
+    for name, entry in sorted(registry.tasks.items()):
+        if entry.cls is None:
+            print(f"  {name:<14} error: {entry.error.splitlines()[0]}  [{entry.source}]")
+            continue
+        cls = entry.cls
+        note = ""
+        try:
+            why = cls().unavailable()
+            note = f"  UNAVAILABLE: {why}" if why else ""
+        except Exception as exc:  # a task needing parameters (csv) cannot be probed without them
+            note = f"  (needs parameters: {exc})" if cls.params else ""
+        print(f"  {name:<14} {cls.kind:<10} target {cls.target_metric} {cls.target:g}  {cls.description}  "
+              f"[{entry.source}]{note}")  # fmt: skip
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["run", *argv]
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"run_bench.py {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""The machine and software a run was measured on, and the thread environment every worker gets."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# Distributions whose versions are recorded when installed (read from metadata, never imported).
+_TRACKED = ("numpy", "pandas", "scikit-learn", "torch", "tensorflow-cpu", "tensorflow", "keras", "jax", "jaxlib",
+            "threadpoolctl", "matplotlib")  # fmt: skip
+
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
+)  # fmt: skip
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """Variables that cap every thread pool at `threads`; set before any framework is imported."""
+    env = {name: str(threads) for name in THREAD_VARIABLES}
+    env["TF_NUM_INTEROP_THREADS"] = "1"  # ops of a small MLP are sequential; extra inter-op threads only contend
+    return env
+
+
+def cpu_model() -> str:
+    """The processor's model name."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def blas_info() -> list[dict[str, Any]]:
+    """NumPy's BLAS/OpenMP libraries as threadpoolctl sees them in this process."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    keys = ("user_api", "internal_api", "version", "num_threads", "threading_layer", "architecture")
+    return [{k: info.get(k) for k in keys} for info in threadpool_info()]
+
+
+def git_commit(path: str | Path | None = None) -> str | None:
+    """The commit of the mlpbench checkout (with "+dirty" for local changes), or None outside git."""
+    where = Path(path) if path else Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5)
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
+                               capture_output=True, text=True, timeout=5)  # fmt: skip
+        return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the tracked distributions."""
+    out = {"python": platform.python_version()}
+    for dist in _TRACKED:
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def matmul_gflops(threads: int, n: int = 1024, dtype: str = "float32", repeats: int = 5) -> float:
+    """The machine's measured float32 matrix-multiply throughput (best of `repeats`) with `threads` threads."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
+    out = np.empty((n, n), dtype=dtype)
+    with threadpool_limits(limits=threads):
+        np.matmul(a, b, out=out)  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            np.matmul(a, b, out=out)
+            best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best / 1e9
+
+
+def collect(threads: int, measure_peak: bool = True) -> dict[str, Any]:
+    """Everything env.json records about this machine and run."""
+    env: dict[str, Any] = {
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "thread_env": thread_env(threads),
+        "versions": versions(),
+        "blas": blas_info(),
+        "git_commit": git_commit(),
+    }
+    try:
+        import psutil
+
+        env["memory_gb"] = round(psutil.virtual_memory().total / 2**30, 1)
+    except ImportError:
+        pass
+    if measure_peak:
+        env["matmul_gflops"] = round(matmul_gflops(threads), 2)
+        env["matmul_gflops_note"] = "float32 1024x1024 matmul, best of 5, NumPy BLAS, same thread budget as jobs"
+    return env

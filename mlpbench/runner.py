@@ -1,0 +1,403 @@
+"""Plans and runs jobs: one worker subprocess per backend, every finished job flushed to the store at once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .env import thread_env
+from .registry import PluginError, Registry
+from .spec import ModelSpec
+from .store import FINISHED, ResultsStore
+
+DEFAULT_TIMEOUT_S = 600.0  # per job
+STARTUP_TIMEOUT_S = 180.0  # worker start-up: importing TensorFlow can take a while on a busy machine
+STDERR_TAIL_LINES = 15
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """A backend and its options, as named on the command line (``keras[engine=torch]``)."""
+
+    name: str
+    options: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The name results are reported under: the backend name, with options when any are set."""
+        if not self.options:
+            return self.name
+        return f"{self.name}[{','.join(f'{k}={v}' for k, v in self.options)}]"
+
+
+def parse_backend_list(text: str) -> list[BackendChoice]:
+    """Parse ``numpy,keras[engine=torch,jit=true]`` (commas inside brackets belong to the options)."""
+    items, depth, current = [], 0, ""
+    for ch in text:
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += ch
+    items.append(current)
+    out = []
+    for raw in (i.strip() for i in items):
+        if not raw:
+            continue
+        if "[" in raw:
+            if not raw.endswith("]"):
+                raise ValueError(f"backend {raw!r}: options go in brackets at the end, like keras[engine=torch]")
+            name, opts = raw[:-1].split("[", 1)
+            pairs = []
+            for kv in filter(None, (o.strip() for o in opts.split(","))):
+                if "=" not in kv:
+                    raise ValueError(f"backend option {kv!r} in {raw!r}: expected key=value")
+                k, v = kv.split("=", 1)
+                pairs.append((k.strip(), v.strip()))
+            out.append(BackendChoice(name.strip(), tuple(pairs)))
+        else:
+            out.append(BackendChoice(raw))
+    return out
+
+
+@dataclass
+class Job:
+    """One training run: a backend on a task with a seed and a resolved spec."""
+
+    backend: str  # label
+    backend_name: str
+    backend_options: dict[str, str]
+    task: str
+    task_params: dict[str, Any]
+    seed: int
+    spec: dict[str, Any]
+    return_weights: bool = False
+    id: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            # The id names the job for --resume: identical settings give the identical id.
+            digest = hashlib.sha1(json.dumps([self.task_params, self.spec], sort_keys=True).encode()).hexdigest()[:8]
+            self.id = f"{self.backend}/{self.task}/seed={self.seed}/{digest}"
+
+    def to_message(self) -> dict[str, Any]:
+        """The job as sent to a worker."""
+        return asdict(self)
+
+
+def make_plan(
+    registry: Registry,
+    backends: list[BackendChoice],
+    tasks: list[str],
+    seeds: Iterable[int],
+    overrides: dict[str, str] | None = None,
+    task_params: dict[str, dict[str, Any]] | None = None,
+) -> list[Job]:
+    """backends x tasks x seeds, validated before any work starts (raises ValueError with the reason)."""
+    overrides = overrides or {}
+    task_params = task_params or {}
+    for choice in backends:
+        cls = registry.backend(choice.name)
+        cls(**dict(choice.options))  # unknown or ill-typed options fail here, not in a worker
+    seeds = list(seeds)
+    jobs = []
+    for task_name in tasks:
+        task = registry.task(task_name)(**task_params.get(task_name, {}))
+        task.validate()
+        spec = task.spec().with_overrides(overrides)
+        for choice in backends:
+            for seed in seeds:
+                jobs.append(Job(backend=choice.label, backend_name=choice.name, backend_options=dict(choice.options),
+                                task=task_name, task_params=task_params.get(task_name, {}), seed=seed,
+                                spec=spec.to_dict()))  # fmt: skip
+    return jobs
+
+
+class WorkerDied(Exception):
+    """The worker process ended without answering."""
+
+
+class Worker:
+    """A backend's worker subprocess and its JSON-lines pipe."""
+
+    def __init__(self, choice: BackendChoice, backend_cls: type, threads: int, plugins: tuple[str, ...],
+                 log_path: Path) -> None:  # fmt: skip
+        env = {**os.environ, **thread_env(threads), **backend_cls.worker_env(dict(choice.options))}
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        env["PYTHONUNBUFFERED"] = "1"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mlpbench.worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=env,
+            start_new_session=True,  # Ctrl-C reaches the runner only; the runner stops the worker
+        )  # fmt: skip
+        self._buffer = b""
+        self.send({"type": "init", "backend": choice.name, "options": dict(choice.options), "plugins": list(plugins),
+                   "threads": threads})  # fmt: skip
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Write one message; a dead worker raises WorkerDied."""
+        try:
+            self.proc.stdin.write((json.dumps(message) + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            raise WorkerDied(str(exc)) from exc
+
+    def receive(self, deadline: float) -> dict[str, Any] | None:
+        """The next message, None at the deadline; WorkerDied when the pipe closes."""
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            ready, _, _ = select.select([fd], [], [], min(remaining, 0.5))
+            if not ready:
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                raise WorkerDied("worker closed its pipe")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def death_reason(self) -> str:
+        """Exit code or signal of a dead worker, with the tail of its stderr."""
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        if code is None:
+            how = "worker stopped answering"
+        elif code < 0:
+            how = f"worker killed by signal {signal.Signals(-code).name}"
+        else:
+            how = f"worker exited with code {code}"
+        return f"{how}; last stderr lines:\n{self.stderr_tail()}"
+
+    def stderr_tail(self) -> str:
+        """The last lines the worker wrote to stderr."""
+        self._log.flush()
+        try:
+            lines = self.log_path.read_bytes().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-STDERR_TAIL_LINES:])
+
+    def stop(self, kill: bool = False) -> None:
+        """End the worker (politely unless `kill`) and close its files."""
+        if self.proc.poll() is None:
+            if not kill:
+                try:
+                    self.send({"type": "exit"})
+                    self.proc.wait(timeout=10)
+                except (WorkerDied, subprocess.TimeoutExpired):
+                    kill = True
+            if kill or self.proc.poll() is None:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout, self._log):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+class Interrupted(Exception):
+    """The run was stopped by SIGINT or SIGTERM; everything finished is on disk."""
+
+
+Callback = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class Runner:
+    """Executes a plan into a results store."""
+
+    registry: Registry
+    store: ResultsStore
+    threads: int = 1
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    on_event: Callback = field(default=lambda kind, data: None)  # progress display hooks
+    records: list[dict[str, Any]] = field(default_factory=list)
+    _writing: bool = False  # a record is being written: a signal waits until it is on disk
+    _pending_signal: str | None = None
+
+    def run(self, jobs: list[Job]) -> list[dict[str, Any]]:
+        """Run every job not already finished in the store; return the new records."""
+        done = self.store.finished_ids()
+        pending = [j for j in jobs if j.id not in done]
+        self.on_event("plan", {"jobs": pending, "skipped_done": len(jobs) - len(pending)})
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def interrupt(signum: int, frame: object) -> None:
+            if self._writing:
+                self._pending_signal = signal.Signals(signum).name
+                return
+            raise Interrupted(signal.Signals(signum).name)
+
+        for sig in previous:
+            signal.signal(sig, interrupt)
+        try:
+            by_backend: dict[str, list[Job]] = {}
+            for job in pending:
+                by_backend.setdefault(job.backend, []).append(job)
+            for label, backend_jobs in by_backend.items():
+                self._run_backend(label, backend_jobs)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return self.records
+
+    # ------------------------------------------------------------------ internals
+    def _finish(self, job: Job, record: dict[str, Any], worker_info: dict[str, Any] | None = None) -> None:
+        full = {"id": job.id, "backend": job.backend, "backend_name": job.backend_name,
+                "backend_options": job.backend_options, "task": job.task, "task_params": job.task_params,
+                "seed": job.seed, "spec": job.spec, "threads": self.threads, **(worker_info or {}), **record,
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # fmt: skip
+        self._writing = True
+        try:
+            self.store.append(full)
+            self.records.append(full)
+        finally:
+            self._writing = False
+        self.on_event("job_done", full)
+        if self._pending_signal:
+            raise Interrupted(self._pending_signal)
+
+    def _run_backend(self, label: str, jobs: list[Job]) -> None:
+        choice = BackendChoice(jobs[0].backend_name, tuple(jobs[0].backend_options.items()))
+        try:
+            cls = self.registry.backend(choice.name)
+        except PluginError as exc:
+            for job in jobs:
+                self._finish(job, {"status": "error", "error": str(exc)})
+            return
+        missing = cls.missing_requirements()
+        if missing:
+            reason = f"not installed: cannot import {', '.join(missing)}"
+            for job in jobs:
+                self._finish(job, {"status": "not_installed", "error": reason})
+            return
+        # What can be decided without a worker is decided here: no framework import for nothing.
+        backend = cls(**dict(choice.options))
+        runnable = []
+        for job in jobs:
+            task = self.registry.task(job.task)(**job.task_params)
+            why = task.unavailable()
+            if why:
+                self._finish(job, {"status": "unavailable", "error": why})
+                continue
+            why = backend.skip(ModelSpec.from_dict(job.spec))
+            if why:
+                self._finish(job, {"status": "skipped", "error": why})
+                continue
+            runnable.append(job)
+
+        worker: Worker | None = None
+        worker_info: dict[str, Any] = {}
+        n_workers = 0
+        try:
+            for job in runnable:
+                if worker is None:
+                    n_workers += 1
+                    log = self.store.path / "logs" / f"worker-{_safe(label)}-{n_workers}.log"
+                    self.on_event("worker_start", {"backend": label})
+                    worker = Worker(choice, cls, self.threads, self.registry.plugin_files, log)
+                    try:
+                        ready = worker.receive(time.monotonic() + STARTUP_TIMEOUT_S)
+                    except WorkerDied:
+                        ready = {"type": "init_error", "error": worker.death_reason()}
+                    if ready is None:
+                        ready = {"type": "init_error", "error": f"worker did not start in {STARTUP_TIMEOUT_S:.0f} s"}
+                    if ready.get("type") != "ready":
+                        worker.stop(kill=True)
+                        worker = None
+                        self._finish(job, {"status": "error", "error": f"worker start failed: {ready.get('error')}",
+                                           "traceback": ready.get("traceback")})  # fmt: skip
+                        continue
+                    worker_info = {"worker_import_s": ready.get("import_s"), "versions": ready.get("versions"),
+                                   "blas": ready.get("blas")}  # fmt: skip
+                    self.on_event("worker_ready", {"backend": label, **ready})
+                if not self._run_job(worker, job, worker_info):
+                    worker.stop(kill=True)
+                    worker = None
+        finally:
+            if worker is not None:
+                worker.stop(kill=True)
+
+    def _run_job(self, worker: Worker, job: Job, worker_info: dict[str, Any]) -> bool:
+        """Run one job on `worker`; False when the worker had to be abandoned."""
+        self.on_event("job_start", {"job": job})
+        try:
+            worker.send({"type": "job", "job": job.to_message()})
+            deadline = time.monotonic() + self.timeout_s
+            while True:
+                message = worker.receive(deadline)
+                if message is None:
+                    self._finish(job, {"status": "timeout", "error": f"job ran past the {self.timeout_s:g} s timeout "
+                                       "(--timeout); the worker was killed"}, worker_info)  # fmt: skip
+                    return False
+                if message.get("type") == "epoch":
+                    self.on_event("epoch", {"job": job, **message})
+                elif message.get("type") == "result":
+                    self._finish(job, message["record"], worker_info)
+                    return True
+        except WorkerDied:
+            self._finish(job, {"status": "crashed", "error": worker.death_reason()}, worker_info)
+            return False
+        except Interrupted:
+            worker.stop(kill=True)
+            raise
+
+
+def _safe(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+
+
+def expand_seeds(text: str | int) -> list[int]:
+    """``5`` means seeds 0..4; ``1,7,9`` means exactly those."""
+    text = str(text).strip()
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        else:
+            n = int(text)
+            if n < 1:
+                raise ValueError
+            seeds = list(range(n))
+    except ValueError:
+        raise ValueError(f"--seeds {text!r}: expected a count like 3 or a list like 0,4,7") from None
+    if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
+        raise ValueError(f"--seeds {text!r}: seeds must be distinct non-negative integers")
+    return seeds
+
+
+def record_statuses(records: list[dict[str, Any]]) -> dict[str, int]:
+    """How many records have each status."""
+    out: dict[str, int] = {}
+    for r in records:
+        out[r.get("status", "?")] = out.get(r.get("status", "?"), 0) + 1
+    return out
+
+
+__all__ = ["BackendChoice", "Job", "Runner", "Interrupted", "make_plan", "parse_backend_list", "expand_seeds",
+           "FINISHED"]  # fmt: skip

@@ -1,0 +1,176 @@
+"""The results directory: append-only JSON Lines of job records, environment, configuration, CSV exports.
+
+Records are parsed as JSON data only, never unpickled. Each record is flushed and
+fsynced as soon as its job ends, so an interrupted run loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+RUNS_FILE = "runs.jsonl"
+ENV_FILE = "env.json"
+CONFIG_FILE = "config.json"
+#: Statuses of a finished job; anything else (or no record) is run again by --resume.
+FINISHED = ("ok", "error", "crashed", "timeout", "diverged", "skipped", "not_installed", "unavailable")
+
+
+def _clean(value: Any) -> Any:
+    """Non-finite floats become None so every line is standard JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # NumPy scalars
+        return _clean(value.item())
+    return value
+
+
+class ResultsStore:
+    """One results directory."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.runs_path = self.path / RUNS_FILE
+
+    def __repr__(self) -> str:
+        return f"ResultsStore({str(self.path)!r})"
+
+    def create(self) -> None:
+        """Make the directory; raise a clear error when it cannot be written."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise ValueError(f"cannot write to output directory {self.path}: {exc.strerror or exc}") from exc
+
+    def has_results(self) -> bool:
+        """Whether the directory already holds job records."""
+        return self.runs_path.exists() and self.runs_path.stat().st_size > 0
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Add one job record and make it durable before returning."""
+        line = json.dumps(_clean(record), separators=(",", ":"))
+        with open(self.runs_path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every complete record; a truncated line (a run killed mid-write) is skipped with a warning."""
+        if not self.runs_path.exists():
+            return []
+        out = []
+        with open(self.runs_path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    warnings.warn(
+                        f"{self.runs_path}:{number}: skipping an incomplete record (the run was probably "
+                        "killed while writing it); --resume runs that job again",
+                        stacklevel=2,
+                    )
+                    continue
+                if isinstance(record, dict):
+                    out.append(record)
+        return out
+
+    def finished_ids(self) -> set[str]:
+        """Ids of jobs that have a final record."""
+        return {r["id"] for r in self.records() if r.get("status") in FINISHED and "id" in r}
+
+    def write_json(self, name: str, data: Any) -> None:
+        """Write a whole JSON file atomically (env.json, config.json, ...)."""
+        tmp = self.path / (name + ".tmp")
+        tmp.write_text(json.dumps(_clean(data), indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.path / name)
+
+    def read_json(self, name: str) -> Any:
+        """A JSON file of the directory, or {} when it is absent."""
+        p = self.path / name
+        return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+
+
+@dataclass
+class Results:
+    """A results directory as pandas tables."""
+
+    runs: pd.DataFrame  # one row per job
+    curves: pd.DataFrame  # one row per job and epoch
+    env: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def __repr__(self) -> str:
+        return f"Results({self.path}: {len(self.runs)} jobs, {len(self.curves)} epochs)"
+
+
+_RUN_COLUMNS = [
+    "id", "backend", "task", "seed", "status", "error", "train_time_s", "epoch_time_s", "first_epoch_s",
+    "time_to_target_s", "predict_time_s", "peak_rss_mb",
+]  # fmt: skip
+_CURVE_COLUMNS = ["id", "backend", "task", "seed", "epoch", "train_loss", "val_loss", "elapsed_s"]
+
+
+def records_to_frames(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split job records into the runs table and the curves table."""
+    rows, curve_rows = [], []
+    for r in records:
+        row = {k: v for k, v in r.items() if k not in ("curve", "weights", "spec", "traceback")}
+        for key, value in (r.get("spec") or {}).items():
+            row[f"spec_{key}"] = ",".join(map(str, value)) if isinstance(value, list) else value
+        for key in ("backend_options", "task_params", "versions"):
+            if isinstance(row.get(key), dict):
+                row[key] = json.dumps(row[key], sort_keys=True)
+        rows.append(row)
+        for point in r.get("curve") or []:
+            curve_rows.append({"id": r.get("id"), "backend": r.get("backend"), "task": r.get("task"),
+                               "seed": r.get("seed"), **point})  # fmt: skip
+    runs = pd.DataFrame(rows)
+    for col in _RUN_COLUMNS:
+        if col not in runs:
+            runs[col] = pd.Series(dtype=object if col in ("id", "backend", "task", "status", "error") else float)
+    curves = pd.DataFrame(curve_rows)
+    for col in _CURVE_COLUMNS:
+        if col not in curves:
+            curves[col] = pd.Series(dtype=float)
+    return runs, curves
+
+
+def load_results(path: str | Path) -> Results:
+    """Load a results directory written by `run_bench.py run`.
+
+    Returns `Results` with ``.runs`` (one row per job: backend, task, seed, status,
+    error, test_<metric>, timings, memory, ...) and ``.curves`` (one row per job and
+    epoch: train_loss, val_loss, val_<metric>, elapsed_s, ...).
+    """
+    store = ResultsStore(path)
+    if not store.path.is_dir():
+        raise FileNotFoundError(f"{path}: no such results directory")
+    if not store.runs_path.exists():
+        raise FileNotFoundError(f"{path}: not a results directory (no {RUNS_FILE})")
+    runs, curves = records_to_frames(store.records())
+    return Results(runs=runs, curves=curves, env=store.read_json(ENV_FILE), config=store.read_json(CONFIG_FILE),
+                   path=store.path)  # fmt: skip
+
+
+def export_csv(store: ResultsStore) -> None:
+    """Write runs.csv and curves.csv next to runs.jsonl (tidy tables for spreadsheets and pandas)."""
+    runs, curves = records_to_frames(store.records())
+    runs.to_csv(store.path / "runs.csv", index=False)
+    curves.to_csv(store.path / "curves.csv", index=False)

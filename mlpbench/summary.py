@@ -1,0 +1,52 @@
+"""The table printed at the end of a run: per task and backend, quality and speed at a glance."""
+
+from __future__ import annotations
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from .store import ResultsStore, records_to_frames
+
+
+def summary_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """Median over seeds per (task, backend) of the headline figures, with job counts by status."""
+    rows = []
+    for (task, backend), g in runs.groupby(["task", "backend"], sort=False):
+        ok = g[g["status"] == "ok"]
+        metric_cols = [c for c in g.columns if c.startswith("test_") and g[c].notna().any()]
+        main = metric_cols[0] if metric_cols else None
+        counts = g["status"].value_counts()
+        rows.append({
+            "task": task, "backend": backend,
+            "jobs": " ".join(f"{n} {s}" for s, n in counts.items()),
+            "metric": main[5:] if main else "",
+            "test (median)": ok[main].median() if main and len(ok) else None,
+            "epoch ms (median)": 1000 * ok["epoch_time_s"].median() if len(ok) else None,
+            "first epoch ms": 1000 * ok["first_epoch_s"].median() if len(ok) else None,
+            "time to target s": ok["time_to_target_s"].median() if len(ok) else None,
+            "peak MB": ok["peak_rss_mb"].median() if len(ok) else None,
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _fmt(value: object, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def print_summary(store: ResultsStore, console: Console | None = None) -> None:
+    """Print the summary table of a results directory."""
+    runs, _ = records_to_frames(store.records())
+    if runs.empty:
+        return
+    table = Table(title=f"mlpbench results: {store.path}")
+    frame = summary_frame(runs)
+    for col in frame.columns:
+        table.add_column(col, justify="left" if col in ("task", "backend", "jobs", "metric") else "right")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(_fmt(v) for v in row))
+    (console or Console()).print(table)

@@ -1,0 +1,266 @@
+"""The worker process: one per backend, started by the runner with the thread environment already set.
+
+It imports the framework once, then runs jobs sent as JSON lines on stdin and answers
+on a private pipe (the original stdout), so whatever a framework prints cannot corrupt
+the protocol: fd 1 is pointed at stderr, which the runner keeps in a log file.
+
+Messages in:  {"type": "init", "backend", "options", "plugins", "threads"}, {"type": "job", "job": {...}}
+Messages out: {"type": "ready", ...} | {"type": "init_error", ...}, {"type": "epoch", ...}, {"type": "result", ...}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import metrics
+from .backend import Backend
+from .controlled import batch_order, initial_weights
+from .registry import discover
+from .spec import ModelSpec
+from .task import Split, Task
+
+
+class Diverged(Exception):
+    """A non-finite loss or prediction."""
+
+
+class PeakRSS:
+    """Peak resident memory of this process over a window, sampled every few milliseconds."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def current() -> int:
+        """Resident set size in bytes."""
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def __enter__(self) -> PeakRSS:
+        self.peak = self.current()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, self.current())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        self.peak = max(self.peak, self.current())
+
+
+def _finite(name: str, value: float | np.ndarray) -> None:
+    if not np.all(np.isfinite(value)):
+        raise Diverged(f"non-finite {name}")
+
+
+def _tail(exc: BaseException, lines: int = 12) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-lines:])
+
+
+def _iqr(values: list[float]) -> float | None:
+    if len(values) < 2:
+        return None
+    q75, q25 = np.percentile(values, [75, 25])
+    return float(q75 - q25)
+
+
+def execute(
+    backend: Backend,
+    task: Task,
+    split: Split,
+    job: dict[str, Any],
+    emit: Callable[[dict[str, Any]], None] = lambda m: None,
+) -> dict[str, Any]:
+    """Train and evaluate one job; always returns a record (status ok, skipped, error or diverged)."""
+    spec = ModelSpec.from_dict(job["spec"])
+    seed = int(job["seed"])
+    record: dict[str, Any] = {"status": "ok", "error": None, "threads": backend.threads, "curve": []}
+    reason = backend.skip(spec)
+    if reason:
+        return {**record, "status": "skipped", "error": reason}
+
+    dt = np.dtype(spec.dtype)
+    X_train, X_val, X_test = (np.ascontiguousarray(a, dtype=dt) for a in (split.X_train, split.X_val, split.X_test))
+    y_train, y_val, y_test = split.y_train, split.y_val, split.y_test
+    if task.kind == "regression":
+        y_train, y_val, y_test = (np.ascontiguousarray(a, dtype=dt) for a in (y_train, y_val, y_test))
+    record.update(n_train=len(X_train), n_val=len(X_val), n_test=len(X_test), n_parameters=spec.n_parameters())
+
+    epoch_times: list[float] = []
+    elapsed = cpu = 0.0
+    target_metric = f"val_{task.target_metric}"
+    stage = "build"
+    cpu0 = time.process_time()
+    with PeakRSS() as rss:
+        try:
+            weights = initial_weights(spec, seed) if backend.accepts_weights else None
+            t0 = time.perf_counter()
+            backend.build(spec, weights, seed)
+            record["build_s"] = time.perf_counter() - t0
+            for epoch in range(spec.epochs):
+                batches = batch_order(len(X_train), spec.batch_size, seed, epoch)
+                stage = "train_epoch"
+                backend.sync()
+                t0, c0 = time.perf_counter(), time.process_time()
+                running = backend.train_epoch(X_train, y_train, batches)
+                backend.sync()
+                took = time.perf_counter() - t0
+                cpu += time.process_time() - c0
+                epoch_times.append(took)
+                elapsed += took
+                # Evaluation is not timed: the core computes every loss and metric from predictions.
+                stage = "predict"
+                p_train, p_val = backend.predict(X_train), backend.predict(X_val)
+                point = {"epoch": epoch + 1, "epoch_time_s": took, "elapsed_s": elapsed,
+                         "running_loss": float(running) if running is not None else None}  # fmt: skip
+                if running is not None:
+                    _finite("training loss", running)
+                _finite("prediction on the training set", p_train)
+                _finite("prediction on the validation set", p_val)
+                point["train_loss"] = metrics.loss(spec.loss, y_train, p_train)
+                point["val_loss"] = metrics.loss(spec.loss, y_val, p_val)
+                for name, value in metrics.evaluate(task.kind, y_val, p_val).items():
+                    point[f"val_{name}"] = value
+                record["curve"].append(point)
+                if record.get("time_to_target_s") is None and metrics.reached(
+                    task.target_metric, point[target_metric], task.target
+                ):
+                    record["time_to_target_s"] = elapsed
+                    record["epochs_to_target"] = epoch + 1
+                emit({"type": "epoch", "id": job["id"], "epoch": epoch + 1, "epochs": spec.epochs,
+                      "train_loss": point["train_loss"], "val_loss": point["val_loss"]})  # fmt: skip
+            stage = "predict"
+            p_test = backend.predict(X_test)  # warm-up and the predictions we score
+            _finite("prediction on the test set", p_test)
+            best = float("inf")
+            for _ in range(3):
+                t0 = time.perf_counter()
+                backend.predict(X_test)
+                backend.sync()
+                best = min(best, time.perf_counter() - t0)
+            record["predict_time_s"] = best
+            record["predict_throughput"] = len(X_test) / best if best > 0 else None
+            for name, value in metrics.evaluate(task.kind, y_test, p_test).items():
+                record[f"test_{name}"] = value
+            if job.get("return_weights"):
+                record["weights"] = [[W.tolist(), b.tolist()] for W, b in backend.get_weights()]
+        except Diverged as exc:
+            record["status"] = "diverged"
+            record["error"] = f"{exc} at epoch {len(epoch_times)} ({stage})"
+        except Exception as exc:  # a backend bug becomes a record, the worker goes on
+            record["status"] = "error"
+            record["error"] = f"{type(exc).__name__} in {stage}: {exc}"
+            record["traceback"] = _tail(exc)
+    record["peak_rss_mb"] = rss.peak / 2**20
+    record["cpu_time_s"] = cpu
+    record["job_cpu_time_s"] = time.process_time() - cpu0
+    record["epochs_run"] = len(epoch_times)
+    record["train_time_s"] = elapsed
+    record["first_epoch_s"] = epoch_times[0] if epoch_times else None
+    steady = epoch_times[1:] or epoch_times
+    record["epoch_time_s"] = float(np.median(steady)) if steady else None
+    record["epoch_time_iqr_s"] = _iqr(steady)
+    if record["curve"]:
+        last = record["curve"][-1]
+        record["final_train_loss"] = last["train_loss"]
+        record["final_val_loss"] = last["val_loss"]
+    record.setdefault("time_to_target_s", None)
+    return record
+
+
+class _SplitCache:
+    """Splits per (task, params, seed), so several backends' jobs do not reload the data."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Split] = {}
+
+    def get(self, task: Task, seed: int) -> Split:
+        key = json.dumps([task.name, task.config, seed], sort_keys=True, default=str)
+        if key not in self._cache:
+            self._cache[key] = task.load(seed)
+        return self._cache[key]
+
+
+def main() -> None:
+    """Entry point of ``python -m mlpbench.worker``."""
+    # Keep the protocol on a private copy of stdout; anything printed goes to stderr.
+    out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    def send(message: dict[str, Any]) -> None:
+        out.write(json.dumps(message, default=_json_default) + "\n")
+        out.flush()
+
+    init = json.loads(sys.stdin.readline())
+    t0 = time.perf_counter()
+    try:
+        registry = discover(init.get("plugins") or [])
+        backend = registry.backend(init["backend"])(**(init.get("options") or {}))
+        threads = int(init["threads"])
+        backend.prepare(threads)
+        from threadpoolctl import threadpool_info, threadpool_limits
+
+        limiter = threadpool_limits(limits=threads)  # BLAS under NumPy and scikit-learn  # noqa: F841
+        blas = [{"internal_api": i.get("internal_api"), "num_threads": i.get("num_threads")} for i in threadpool_info()]
+    except Exception as exc:
+        send({"type": "init_error", "error": f"{type(exc).__name__}: {exc}", "traceback": _tail(exc)})
+        return
+    send({"type": "ready", "import_s": time.perf_counter() - t0, "pid": os.getpid(), "versions": backend.versions(),
+          "blas": blas})  # fmt: skip
+
+    splits = _SplitCache()
+    tasks: dict[str, Task] = {}
+    for line in sys.stdin:
+        message = json.loads(line)
+        if message.get("type") == "exit":
+            break
+        job = message["job"]
+        try:
+            key = json.dumps([job["task"], job.get("task_params") or {}], sort_keys=True)
+            if key not in tasks:
+                tasks[key] = registry.task(job["task"])(**(job.get("task_params") or {}))
+            task = tasks[key]
+            split = splits.get(task, int(job["seed"]))
+        except Exception as exc:
+            send({"type": "result", "id": job["id"], "record": {
+                "status": "error", "error": f"loading task {job['task']!r} failed: {type(exc).__name__}: {exc}",
+                "traceback": _tail(exc)}})  # fmt: skip
+            continue
+        record = execute(backend, task, split, job, emit=send)
+        send({"type": "result", "id": job["id"], "record": record})
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+if __name__ == "__main__":
+    main()
