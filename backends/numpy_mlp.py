@@ -86,12 +86,13 @@ ACTIVATIONS = {
 # returns the mean per-sample loss, and overwrites z with dLoss/dz.
 def _cross_entropy(z: np.ndarray, y: np.ndarray) -> float:
     m = len(z)
+    rows = np.arange(m)
     z -= z.max(axis=1, keepdims=True)  # log-sum-exp shift: exp never overflows
+    z_true = z[rows, y]  # taken before exp: exp(z[y]) may underflow to 0 for a confident wrong answer
     np.exp(z, out=z)
     total = z.sum(axis=1, keepdims=True)
-    rows = np.arange(m)
     # -log softmax(z)[y] = log(sum exp z) - z[y], with the shifted z.
-    loss = float(np.mean(np.log(total[:, 0]) - np.log(z[rows, y])))
+    loss = float(np.mean(np.log(total[:, 0]) - z_true))
     z /= total  # z is now softmax(z)
     z[rows, y] -= 1.0
     z /= m

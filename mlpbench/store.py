@@ -131,7 +131,7 @@ def records_to_frames(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.D
     """Split job records into the runs table and the curves table."""
     rows, curve_rows = [], []
     for r in records:
-        row = {k: v for k, v in r.items() if k not in ("curve", "weights", "spec", "traceback")}
+        row = {k: v for k, v in r.items() if k not in ("curve", "weights", "spec", "traceback", "grid")}
         for key, value in (r.get("spec") or {}).items():
             row[f"spec_{key}"] = ",".join(map(str, value)) if isinstance(value, list) else value
         for key in ("backend_options", "task_params", "versions"):

@@ -31,6 +31,9 @@ from .spec import ModelSpec
 from .task import Split, Task
 
 
+GRID_SIZE = 60  # points per axis of the decision-boundary grid stored for two-feature classification tasks
+
+
 class Diverged(Exception):
     """A non-finite loss or prediction."""
 
@@ -78,6 +81,24 @@ def _finite(name: str, value: float | np.ndarray) -> None:
 
 def _tail(exc: BaseException, lines: int = 12) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-lines:])
+
+
+def _decision_grid(backend: Backend, X_train: np.ndarray, y_train: np.ndarray, parts: tuple[np.ndarray, ...],
+                   n: int = GRID_SIZE) -> dict[str, Any]:
+    """Predictions of the trained model on an n x n grid over the data (for the report's decision boundary).
+
+    ``proba`` holds P(class 1) for binary tasks and the predicted class for multi-class ones; untimed.
+    """
+    X_all = np.concatenate(parts)
+    lo, hi = X_all.min(axis=0), X_all.max(axis=0)
+    pad = 0.1 * np.maximum(hi - lo, 1e-9)
+    xs, ys = (np.linspace(lo[i] - pad[i], hi[i] + pad[i], n) for i in range(2))
+    gx, gy = np.meshgrid(xs, ys)
+    p = backend.predict(np.ascontiguousarray(np.column_stack([gx.ravel(), gy.ravel()]), dtype=X_train.dtype))
+    values = p[:, 1] if p.shape[1] == 2 else p.argmax(axis=1)
+    return {"x": np.round(xs, 4).tolist(), "y": np.round(ys, 4).tolist(),
+            "proba": np.round(np.asarray(values, dtype=np.float64).reshape(n, n), 4).tolist(),
+            "points": np.round(X_train.astype(np.float64), 4).tolist(), "labels": np.asarray(y_train).tolist()}  # fmt: skip
 
 
 def _iqr(values: list[float]) -> float | None:
@@ -165,6 +186,11 @@ def execute(
             record["predict_throughput"] = len(X_test) / best if best > 0 else None
             for name, value in metrics.evaluate(task.kind, y_test, p_test).items():
                 record[f"test_{name}"] = value
+            if X_train.shape[1] == 2 and task.kind != "regression":
+                try:  # an extra for the report: it must never turn a finished job into a failure
+                    record["grid"] = _decision_grid(backend, X_train, y_train, (X_train, X_val, X_test))
+                except Exception as exc:
+                    record["grid_error"] = f"{type(exc).__name__}: {exc}"
             if job.get("return_weights"):
                 record["weights"] = [[W.tolist(), b.tolist()] for W, b in backend.get_weights()]
         except Diverged as exc:
