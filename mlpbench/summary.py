@@ -49,4 +49,8 @@ def print_summary(store: ResultsStore, console: Console | None = None) -> None:
         table.add_column(col, justify="left" if col in ("task", "backend", "jobs", "metric") else "right")
     for row in frame.itertuples(index=False):
         table.add_row(*(_fmt(v) for v in row))
-    (console or Console()).print(table)
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=160)  # logs and pipes: don't squeeze the table into 80 columns
+    console.print(table)
