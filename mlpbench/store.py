@@ -23,6 +23,9 @@ CONFIG_FILE = "config.json"
 FINISHED = ("ok", "error", "crashed", "timeout", "diverged", "skipped", "not_installed", "unavailable")
 
 
+_WARNED: set[str] = set()  # incomplete lines already reported
+
+
 def _clean(value: Any) -> Any:
     """Non-finite floats become None so every line is standard JSON."""
     if isinstance(value, float):
@@ -63,8 +66,14 @@ class ResultsStore:
     def append(self, record: dict[str, Any]) -> None:
         """Add one job record and make it durable before returning."""
         line = json.dumps(_clean(record), separators=(",", ":"))
-        with open(self.runs_path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+        with open(self.runs_path, "a+b") as f:
+            # A run killed mid-write leaves a last line without its newline: end it, or this
+            # record would be glued to it and lost with it.
+            if f.tell() > 0:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    f.write(b"\n")
+            f.write(line.encode("utf-8") + b"\n")
             f.flush()
             os.fsync(f.fileno())
 
@@ -80,15 +89,47 @@ class ResultsStore:
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError:
-                    warnings.warn(
-                        f"{self.runs_path}:{number}: skipping an incomplete record (the run was probably "
-                        "killed while writing it); --resume runs that job again",
-                        stacklevel=2,
-                    )
+                    where = f"{self.runs_path}:{number}"
+                    if where not in _WARNED:  # once per line, however often the file is read
+                        _WARNED.add(where)
+                        warnings.warn(
+                            f"{where}: skipping an incomplete record (the run was probably "
+                            "killed while writing it); --resume runs that job again",
+                            stacklevel=2,
+                        )
                     continue
                 if isinstance(record, dict):
                     out.append(record)
         return out
+
+    def repair(self) -> int:
+        """Move incomplete lines (a run killed while writing) to runs.jsonl.incomplete; return how many.
+
+        Used before resuming, so the file holds only complete records again; nothing is deleted.
+        """
+        if not self.runs_path.exists():
+            return 0
+        good, bad = [], []
+        for line in self.runs_path.read_bytes().splitlines(keepends=True):
+            if not line.strip():
+                continue
+            try:
+                json.loads(line)
+                good.append(line if line.endswith(b"\n") else line + b"\n")
+            except ValueError:
+                bad.append(line if line.endswith(b"\n") else line + b"\n")
+        if bad:
+            with open(self.runs_path.with_name(RUNS_FILE + ".incomplete"), "ab") as f:
+                f.writelines(bad)
+                f.flush()
+                os.fsync(f.fileno())
+            tmp = self.runs_path.with_name(RUNS_FILE + ".tmp")
+            with open(tmp, "wb") as f:
+                f.writelines(good)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.runs_path)
+        return len(bad)
 
     def finished_ids(self) -> set[str]:
         """Ids of jobs that have a final record."""
