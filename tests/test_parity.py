@@ -1,0 +1,96 @@
+"""The parity command, end to end through real worker subprocesses, and its comparison rules."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlpbench.cli import main
+from mlpbench.parity import PARITY_FILE, compare, format_table, relative_difference
+
+ROOT = Path(__file__).resolve().parents[1]
+FIELDS = {"backend", "task", "optimizer", "max_rel_loss_diff", "max_rel_weight_diff", "target", "within_target",
+          "note", "status"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def parity_run(tmp_path_factory):
+    """numpy (the reference, added automatically), torch and sklearn on XOR, 3 epochs, sgd and adam."""
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    tmp = tmp_path_factory.mktemp("parity")
+    out, js = tmp / "results", tmp / "parity-rows.json"
+    proc = subprocess.run(
+        [sys.executable, "run_bench.py", "parity", "--backends", "torch,sklearn", "--tasks", "xor", "--epochs", "3",
+         "--optimizers", "sgd,adam", "--json", str(js), "--out", str(out), "--no-progress"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    return proc, out, js
+
+
+def test_parity_command_writes_rows_and_passes(parity_run) -> None:
+    proc, out, js = parity_run
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = json.loads(js.read_text())
+    assert json.loads((out / PARITY_FILE).read_text()) == rows  # the copy the report reads
+    assert {(r["backend"], r["optimizer"]) for r in rows} == {
+        ("torch", "sgd"), ("torch", "adam"), ("sklearn", "sgd"), ("sklearn", "adam")}  # fmt: skip
+    for r in rows:
+        assert FIELDS <= set(r), r
+        assert r["task"] == "xor" and r["status"] == "ok" and r["epochs"] == 3
+        assert isinstance(r["max_rel_loss_diff"], float) and isinstance(r["max_rel_weight_diff"], float)
+    by = {(r["backend"], r["optimizer"]): r for r in rows}
+    for optimizer in ("sgd", "adam"):
+        torch_row = by["torch", optimizer]
+        assert torch_row["target"] == 1e-9 and torch_row["within_target"] is True
+        assert torch_row["max_rel_loss_diff"] <= 1e-9 and torch_row["max_rel_weight_diff"] <= 1e-9
+    assert by["sklearn", "sgd"]["within_target"] is True and by["sklearn", "sgd"]["max_rel_weight_diff"] <= 1e-6
+    # scikit-learn's Adam is not exactly mappable: measured, no target, the rule written down.
+    adam = by["sklearn", "adam"]
+    assert adam["target"] is None and adam["within_target"] is None and "epsilon" in adam["note"]
+    assert adam["max_rel_weight_diff"] > 0
+    # The printed table has every row and the rule.
+    assert proc.stdout.count("\nsklearn ") == 2 and "eps / sqrt(1 - beta2^t)" in proc.stdout
+    # Job records stay under DIR/parity/, without the weights.
+    runs = (out / "parity" / "runs.jsonl").read_text().splitlines()
+    assert len(runs) == 6 and all("weights" not in json.loads(line) for line in runs)
+
+
+def test_bad_input_stops_before_any_work(tmp_path, capsys) -> None:
+    assert main(["parity", "--optimizers", "rmsprop", "--out", str(tmp_path)]) == 2
+    assert "unknown optimizer 'rmsprop'" in capsys.readouterr().err
+    assert main(["parity", "--tasks", "nope", "--out", str(tmp_path)]) == 2
+    assert not (tmp_path / PARITY_FILE).exists()
+
+
+def test_relative_difference() -> None:
+    assert relative_difference([1.0, 2.0], [1.0, 2.0]) == 0.0
+    assert relative_difference([1.0, 2.5], [1.0, 2.0]) == pytest.approx(0.25)
+    assert relative_difference([1e-310], [0.0]) > 0  # a zero reference does not divide by zero
+    with pytest.raises(ValueError, match="shapes differ"):
+        relative_difference([1.0], [1.0, 2.0])
+
+
+def _record(backend: str, status: str = "ok", loss: float = 0.5, w: float = 1.0) -> dict:
+    return {"backend": backend, "backend_name": backend, "task": "xor", "seed": 0, "status": status,
+            "spec": {"optimizer": "sgd", "epochs": 1}, "curve": [{"train_loss": loss}],
+            "weights": [[[[w]], [0.0]]], "error": None if status == "ok" else "boom"}  # fmt: skip
+
+
+def test_compare_marks_rows_against_targets() -> None:
+    rows = compare([_record("numpy"), _record("torch", w=1.0 + 1e-6), _record("plugin", w=2.0)])
+    torch_row, plugin_row = rows
+    assert torch_row["max_rel_weight_diff"] == pytest.approx(1e-6) and torch_row["within_target"] is False
+    assert plugin_row["target"] is None and plugin_row["within_target"] is None  # unknown backend: measured only
+    assert "OUTSIDE TARGET" in format_table(rows)
+
+
+def test_compare_without_a_reference_says_so() -> None:
+    (row,) = compare([_record("numpy", status="error"), _record("torch")])
+    assert row["status"] == "no_reference" and row["max_rel_loss_diff"] is None and row["within_target"] is False
+    (row,) = compare([_record("numpy"), _record("sklearn", status="skipped")])
+    assert row["status"] == "skipped" and row["within_target"] is None
