@@ -1,0 +1,318 @@
+"""The conformance kit (mlpbench/testing.py): run over every installed backend, shown to catch broken
+ones, and run on the README's "Write your own backend" example exactly as printed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backends.numpy_mlp import NumpyMLP
+from mlpbench import load_results
+from mlpbench.cli import main
+from mlpbench.controlled import batch_order
+from mlpbench.registry import discover, load_plugin_file
+from mlpbench.testing import ConformanceError, backend_checks, check_backend, pytest_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Differences a framework cannot remove, written down where the backend maps the spec. Each is a
+# strict xfail: the check must keep failing, and the entry goes when a backend becomes exact.
+KNOWN_DIFFERENCES = {
+    "sklearn": {"parity[optimizer=adam]": "scikit-learn adds eps to sqrt(v) before the bias correction"},
+    "keras": {"parity[optimizer=adam]": "Keras adds eps to sqrt(v) before the bias correction (DESIGN.md)"},
+}
+# The jax backend pins its process to `threads` CPUs by default; here it would pin the test process.
+OPTIONS = {"jax": {"pin": False}}
+JAX_MISSING = "mlpbench-jax is not installed: pip install -e examples/jax_backend"
+
+
+def _conformance_params() -> list:
+    """Every built-in backend's checks, plus the example package's jax backend (skipped when absent)."""
+    registry = discover()
+    names = sorted(name for name, entry in registry.backends.items() if entry.source == "built-in")
+    params = []
+    if "jax" in registry.backends:
+        names.append("jax")
+    else:
+        params.append(pytest.param(lambda: None, id="jax", marks=pytest.mark.skip(reason=JAX_MISSING)))
+    for name in names:
+        entry = registry.backends[name]
+        if entry.cls is None:
+            params.append(pytest.param(lambda e=entry: pytest.fail(f"{e.name} ({e.source}) failed to load: {e.error}"),
+                                       id=f"{name}-load"))  # fmt: skip
+            continue
+        params += pytest_params(entry.cls, prefix=f"{name}-", known_differences=KNOWN_DIFFERENCES.get(name),
+                                **OPTIONS.get(name, {}))  # fmt: skip
+    return params
+
+
+@pytest.mark.parametrize("check", _conformance_params())
+def test_backend_conformance(check) -> None:
+    check()
+
+
+# ------------------------------------------------ the kit catches what it claims to catch
+def run_check(cls: type, check_id: str, **kwargs) -> str | None:
+    return dict(backend_checks(cls, **kwargs))[check_id]()
+
+
+class OwnShuffle(NumpyMLP):
+    """Ignores `batches` and shuffles by itself, with the runner's own recipe and seed 0."""
+
+    name = "own_shuffle"
+
+    def build(self, spec, weights, seed):
+        super().build(spec, weights, seed)
+        self.epoch_ = 0
+
+    def train_epoch(self, X, y, batches):
+        mine = batch_order(len(X), len(batches[0]), 0, self.epoch_)
+        self.epoch_ += 1
+        return super().train_epoch(X, y, mine)
+
+
+def test_a_backend_that_ignores_the_batches_fails_given_batches() -> None:
+    # Its own permutation happens to equal the runner's, so plain parity cannot see the bug...
+    assert run_check(OwnShuffle, "parity[loss=cross_entropy]") is None
+    # ...the batch list that is not a permutation can.
+    with pytest.raises(ConformanceError, match=r"\[own_shuffle given_batches\] .*NumPy reference"):
+        run_check(OwnShuffle, "given_batches")
+
+
+class HalfMSE(NumpyMLP):
+    """The scikit-learn convention, gradient of 1/2 * mse: with sgd, the same as half the learning rate."""
+
+    name = "half_mse"
+
+    def build(self, spec, weights, seed):
+        super().build(spec.replace(lr=spec.lr / 2) if spec.loss == "mse" else spec, weights, seed)
+
+
+def test_a_wrong_loss_gradient_fails_parity_for_that_loss_only() -> None:
+    assert run_check(HalfMSE, "parity[loss=cross_entropy]") is None
+    with pytest.raises(ConformanceError, match=r"\[half_mse parity\[loss=mse\]\] after 1 epoch\(s\) .* layer \d W"):
+        run_check(HalfMSE, "parity[loss=mse]")
+
+
+class OneColumn(NumpyMLP):
+    """Binary predictions as one column p instead of [1-p, p]."""
+
+    name = "one_column"
+
+    def predict(self, X):
+        p = super().predict(X)
+        return p[:, 1:] if self.spec_.loss == "binary_cross_entropy" else p
+
+
+def test_binary_predictions_need_two_columns() -> None:
+    with pytest.raises(ConformanceError, match=r"returned shape \(7, 1\) .* expected \(7, 2\): two columns"):
+        run_check(OneColumn, "predict[binary_cross_entropy]")
+
+
+class RaisingSkip(NumpyMLP):
+    """Declares only cross_entropy, and raises instead of returning a reason."""
+
+    name = "raising_skip"
+    losses = ("cross_entropy",)
+
+    def skip(self, spec):
+        if spec.loss != "cross_entropy":
+            raise NotImplementedError(spec.loss)
+        return super().skip(spec)
+
+
+class RefusesDeclared(NumpyMLP):
+    """Declares elu, then refuses it."""
+
+    name = "refuses_declared"
+
+    def skip(self, spec):
+        return "no elu here" if spec.activation == "elu" else super().skip(spec)
+
+
+def test_skip_must_return_reasons_and_honour_declarations() -> None:
+    with pytest.raises(ConformanceError, match=r"raised NotImplementedError: .* must return a reason string"):
+        run_check(RaisingSkip, "skip")
+    with pytest.raises(ConformanceError, match=r"skip\(\) declines .*elu.* inside the declared capabilities"):
+        run_check(RefusesDeclared, "skip")
+    # The checks that need a declined spec are skipped, not failed: the kit respects skip().
+    assert "parity[activation=elu]" in dict(backend_checks(RefusesDeclared))
+    from mlpbench.testing import CheckSkipped
+
+    with pytest.raises(CheckSkipped, match="no elu here"):
+        run_check(RefusesDeclared, "parity[activation=elu]")
+
+
+class LiveWeights(NumpyMLP):
+    """Arrays handed out by get_weights() keep following the model, as views of live parameters do."""
+
+    name = "live_weights"
+
+    def get_weights(self):
+        self.handed_ = super().get_weights()
+        return self.handed_
+
+    def train_epoch(self, X, y, batches):
+        loss = super().train_epoch(X, y, batches)
+        for (W, b), (W_now, b_now) in zip(self.handed_, super().get_weights(), strict=True):
+            W[...], b[...] = W_now, b_now
+        return loss
+
+
+def test_get_weights_must_return_copies() -> None:
+    with pytest.raises(ConformanceError, match="return copies, not views of the live parameters"):
+        run_check(LiveWeights, "initial_weights[float32]")
+
+
+class UnseededDropout(NumpyMLP):
+    """Ignores the job's seed (dropout masks differ from run to run)."""
+
+    name = "unseeded"
+
+    def build(self, spec, weights, seed):
+        super().build(spec, weights, int(np.random.default_rng().integers(2**31)))
+
+
+def test_same_seed_must_give_the_same_result() -> None:
+    with pytest.raises(ConformanceError, match=r"two runs with seed 5 .* differ"):
+        run_check(UnseededDropout, "deterministic")
+
+
+class NeverLearns(NumpyMLP):
+    """Reports a loss and never changes the weights."""
+
+    name = "never_learns"
+
+    def train_epoch(self, X, y, batches):
+        return 0.69
+
+
+def test_a_backend_that_does_not_learn_fails_xor() -> None:
+    with pytest.raises(ConformanceError, match=r"/4 XOR points correct after 2000 epochs"):
+        run_check(NeverLearns, "learns_xor")
+
+
+class Float32Only(NumpyMLP):
+    name = "float32_only"
+    dtypes = ("float32",)
+
+
+def test_float32_only_backends_are_compared_in_float32_and_told_so() -> None:
+    assert "initial_weights[float64]" not in dict(backend_checks(Float32Only))
+    note = run_check(Float32Only, "parity[loss=mse]")
+    assert note == "in float32 with rtol 0.0001: the backend declares no float64"
+
+
+class OwnWeights(NumpyMLP):
+    """Cannot start from given weights: build() gets None and draws its own."""
+
+    name = "own_weights"
+    accepts_weights = False
+
+    def build(self, spec, weights, seed):
+        assert weights is None
+        super().build(spec, None, seed + 1)
+
+
+def test_backends_without_external_weights_are_compared_from_their_own() -> None:
+    assert run_check(OwnWeights, "initial_weights[float64]") == "accepts_weights is False: only the shapes were checked"
+    assert run_check(OwnWeights, "parity[loss=cross_entropy]") is None
+    assert run_check(OwnWeights, "given_batches") is None
+
+
+def test_eager_framework_import_is_caught(tmp_path) -> None:
+    plugin = tmp_path / "eager.py"
+    plugin.write_text(
+        "import sqlite3  # stands in for a framework imported at module level\n"
+        "from backends.numpy_mlp import NumpyMLP\n\n\n"
+        "class Eager(NumpyMLP):\n"
+        "    name = 'eager'\n"
+        "    requires = ('numpy', 'sqlite3')\n"
+    )
+    (entry,) = load_plugin_file(plugin)
+    with pytest.raises(ConformanceError, match=r"imports sqlite3: import the framework inside prepare\(\)"):
+        run_check(entry.cls, "lazy_import")
+
+
+def test_known_differences_must_name_real_checks_and_must_still_fail() -> None:
+    with pytest.raises(ValueError, match="names no check of this backend: parity\\[optimizer=rmsprop\\]"):
+        check_backend(NumpyMLP, known_differences={"parity[optimizer=rmsprop]": "typo"})
+    with pytest.raises(ConformanceError, match=r"passes, but known_differences says it fails .* remove the entry"):
+        check_backend(NumpyMLP, known_differences={"metadata": "stale"})
+
+
+def test_missing_requirements_cannot_be_checked() -> None:
+    class Absent(NumpyMLP):
+        name = "absent"
+        requires = ("no_such_module_xyz",)
+
+    with pytest.raises(RuntimeError, match="cannot import no_such_module_xyz"):
+        check_backend(Absent)
+
+
+# ------------------------------------------------------ the README's example, verbatim
+def readme_example() -> str:
+    """The ```python block defining a Backend under "Write your own backend" (README.md, else the docs section)."""
+    for path in (ROOT / "README.md", ROOT / "docs" / "sections" / "plugins.md"):
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        heading = re.search(r"^#+ Write your own backend\s*$", text, re.M)
+        if heading is None:
+            continue
+        section = text[heading.end() :]
+        for block in re.findall(r"^```python\n(.*?)^```", section, re.S | re.M):
+            if re.search(r"^class \w+\(Backend\):", block, re.M):
+                return block
+    pytest.fail("no ```python block with a Backend subclass under a 'Write your own backend' heading "
+                "in README.md or docs/sections/plugins.md")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def example_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("plugin") / "tiny_mlp.py"
+    path.write_text(readme_example(), encoding="utf-8")
+    return path
+
+
+def test_readme_example_passes_the_kit(example_file) -> None:
+    (entry,) = load_plugin_file(example_file)
+    report = check_backend(entry.cls)
+    assert all(": ok" in line or "requires no framework" in line for line in report), report
+    assert any(line.startswith("parity[loss=cross_entropy]: ok") for line in report)
+
+
+def test_readme_example_runs_through_the_cli(example_file, tmp_path) -> None:
+    (entry,) = load_plugin_file(example_file)
+    out = tmp_path / "res"
+    code = main(["run", "--plugin", str(example_file), "--backends", f"numpy,{entry.name}", "--tasks", "xor",
+                 "--seeds", "2", "--set", "optimizer=sgd", "--set", "lr=0.1", "--out", str(out),
+                 "--no-progress"])  # fmt: skip
+    assert code == 0
+    runs = load_results(out).runs
+    assert len(runs) == 4 and set(runs["status"]) == {"ok"}
+    mine = runs[runs.backend == entry.name]
+    assert len(mine) == 2 and (mine["test_accuracy"] == 1.0).all()
+    # Same spec, same weights, same batches: the example and the reference end at the same training loss.
+    ref = runs[runs.backend == "numpy"].set_index("seed")["final_train_loss"]
+    assert np.allclose(mine.set_index("seed")["final_train_loss"], ref, rtol=1e-5)
+
+
+# ------------------------------------------------------- the out-of-tree JAX package
+def test_jax_package_is_listed_and_runs_through_the_cli(tmp_path, capsys) -> None:
+    entry = discover().backends.get("jax")
+    if entry is None:
+        pytest.skip(JAX_MISSING)
+    if entry.cls is not None and entry.cls.missing_requirements():
+        pytest.skip(f"jax is not importable here ({', '.join(entry.cls.missing_requirements())})")
+    assert main(["list"]) == 0
+    line = next(li for li in capsys.readouterr().out.splitlines() if li.strip().startswith("jax "))
+    assert "available" in line and "[package mlpbench-jax " in line
+    out = tmp_path / "res"
+    code = main(["run", "--backends", "jax", "--tasks", "xor", "--seeds", "1", "--out", str(out), "--no-progress"])
+    assert code == 0
+    runs = load_results(out).runs
+    assert list(runs["status"]) == ["ok"] and runs["test_accuracy"].iloc[0] == 1.0
