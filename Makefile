@@ -6,11 +6,13 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: bench quick test lint benchmarks clean chromium
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml examples/jax_backend/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch is pinned to 2.13.0 (CPU build); an unpinned torch pulls several GB of CUDA packages.
 	$(PY) -m pip install --quiet -e ".[all]"
+	# The out-of-tree plugin example (a JAX backend), installed the way a user installs a plugin.
+	$(PY) -m pip install --quiet -e examples/jax_backend
 	touch $(STAMP)
 
 bench: $(STAMP)  ## set up and run the default benchmark
@@ -34,7 +36,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check mlpbench backends tasks tests
 
 benchmarks: $(STAMP)  ## time one epoch per backend and task, print the comparison table
-	$(PY) -m pytest tests/benchmarks --benchmark-only --benchmark-columns=min,median,iqr,rounds
+	$(PY) -m pytest tests/benchmarks --benchmark-enable --benchmark-only --benchmark-columns=min,median,iqr,rounds
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks
