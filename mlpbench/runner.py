@@ -111,6 +111,9 @@ def make_plan(
     overrides = overrides or {}
     task_params = task_params or {}
     for choice in backends:
+        entry = registry.backends.get(choice.name)
+        if entry is not None and entry.cls is None:
+            continue  # an installed plugin that fails to import: the runner records the reason for each job
         cls = registry.backend(choice.name)
         cls(**dict(choice.options))  # unknown or ill-typed options fail here, not in a worker
     seeds = list(seeds)
@@ -139,6 +142,7 @@ class Worker:
         env = {**os.environ, **thread_env(threads), **backend_cls.worker_env(dict(choice.options))}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env["PYTHONUNBUFFERED"] = "1"
+        env["MLPBENCH_PARENT_PID"] = str(os.getpid())  # the worker ends itself when the runner is gone
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = log_path
         self._log = open(log_path, "ab")
@@ -168,24 +172,48 @@ class Worker:
                 return None
             ready, _, _ = select.select([fd], [], [], min(remaining, 0.5))
             if not ready:
+                # A child the worker forked (a data loader, say) can keep the pipe open after the
+                # worker died, so the end of the pipe may never come: look at the process itself.
+                if self.exit_code() is not None and not select.select([fd], [], [], 0)[0]:
+                    raise WorkerDied("worker exited")
                 continue
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 raise WorkerDied("worker closed its pipe")
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
-        return json.loads(line)
+        try:
+            return json.loads(line)
+        except ValueError:
+            raise WorkerDied(f"unreadable message from the worker: {line[:200]!r}") from None
+
+    def exit_code(self, wait_s: float = 0.0) -> int | None:
+        """The worker's exit code (negative: killed by that signal), or None while it runs.
+
+        The process is not reaped (WNOWAIT), so its pid, which is also its process group's
+        id, cannot be reused before `stop` has killed what is left of the group.
+        """
+        end = time.monotonic() + wait_s
+        while True:
+            try:
+                info = os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:  # already reaped
+                return self.proc.returncode
+            if info is not None:
+                return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+            if time.monotonic() >= end:
+                return None
+            time.sleep(0.02)
 
     def death_reason(self) -> str:
         """Exit code or signal of a dead worker, with the tail of its stderr."""
-        try:
-            code = self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            code = None
+        code = self.exit_code(wait_s=5)
         if code is None:
             how = "worker stopped answering"
         elif code < 0:
             how = f"worker killed by signal {signal.Signals(-code).name}"
+            if code == -signal.SIGKILL:
+                how += " (sent by another process: often the kernel's out-of-memory killer)"
         else:
             how = f"worker exited with code {code}"
         return f"{how}; last stderr lines:\n{self.stderr_tail()}"
@@ -200,20 +228,21 @@ class Worker:
         return "\n".join(lines[-STDERR_TAIL_LINES:])
 
     def stop(self, kill: bool = False) -> None:
-        """End the worker (politely unless `kill`) and close its files."""
-        if self.proc.poll() is None:
+        """End the worker (politely unless `kill`), and whatever it started, and close its files."""
+        if self.proc.returncode is None:
             if not kill:
                 try:
                     self.send({"type": "exit"})
-                    self.proc.wait(timeout=10)
-                except (WorkerDied, subprocess.TimeoutExpired):
-                    kill = True
-            if kill or self.proc.poll() is None:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
+                except WorkerDied:
                     pass
-                self.proc.wait()
+                self.exit_code(wait_s=10)
+            # The worker is alive or an unreaped zombie, so its process group still exists: this
+            # also ends the children it left behind.
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.proc.wait()
         for f in (self.proc.stdin, self.proc.stdout, self._log):
             try:
                 f.close()
@@ -300,9 +329,12 @@ class Runner:
         # What can be decided without a worker is decided here: no framework import for nothing.
         backend = cls(**dict(choice.options))
         runnable = []
+        unavailable: dict[str, str | None] = {}  # per task and parameters: asking may read a whole data set
         for job in jobs:
-            task = self.registry.task(job.task)(**job.task_params)
-            why = task.unavailable()
+            key = json.dumps([job.task, job.task_params], sort_keys=True)
+            if key not in unavailable:
+                unavailable[key] = self.registry.task(job.task)(**job.task_params).unavailable()
+            why = unavailable[key]
             if why:
                 self._finish(job, {"status": "unavailable", "error": why})
                 continue
@@ -315,8 +347,13 @@ class Runner:
         worker: Worker | None = None
         worker_info: dict[str, Any] = {}
         n_workers = 0
+        start_failure: dict[str, Any] | None = None
         try:
             for job in runnable:
+                if start_failure is not None:
+                    # A worker that cannot start will not start for the next job either.
+                    self._finish(job, start_failure)
+                    continue
                 if worker is None:
                     n_workers += 1
                     log = self.store.path / "logs" / f"worker-{_safe(label)}-{n_workers}.log"
@@ -331,8 +368,9 @@ class Runner:
                     if ready.get("type") != "ready":
                         worker.stop(kill=True)
                         worker = None
-                        self._finish(job, {"status": "error", "error": f"worker start failed: {ready.get('error')}",
-                                           "traceback": ready.get("traceback")})  # fmt: skip
+                        start_failure = {"status": "error", "error": f"worker start failed: {ready.get('error')}",
+                                         "traceback": ready.get("traceback")}  # fmt: skip
+                        self._finish(job, start_failure)
                         continue
                     worker_info = {"worker_import_s": ready.get("import_s"), "versions": ready.get("versions"),
                                    "blas": ready.get("blas")}  # fmt: skip
@@ -347,26 +385,36 @@ class Runner:
     def _run_job(self, worker: Worker, job: Job, worker_info: dict[str, Any]) -> bool:
         """Run one job on `worker`; False when the worker had to be abandoned."""
         self.on_event("job_start", {"job": job})
+        # The epochs the worker reported: what a crashed or timed-out job leaves of its curve.
+        curve: list[dict[str, Any]] = []
         try:
             worker.send({"type": "job", "job": job.to_message()})
             deadline = time.monotonic() + self.timeout_s
             while True:
                 message = worker.receive(deadline)
                 if message is None:
-                    self._finish(job, {"status": "timeout", "error": f"job ran past the {self.timeout_s:g} s timeout "
-                                       "(--timeout); the worker was killed"}, worker_info)  # fmt: skip
+                    worker.stop(kill=True)
+                    why = f"job ran past the {self.timeout_s:g} s timeout (--timeout); the worker was killed"
+                    self._finish(job, {"status": "timeout", "error": why, **_partial(curve)}, worker_info)
                     return False
                 if message.get("type") == "epoch":
+                    curve.append({k: message.get(k) for k in ("epoch", "train_loss", "val_loss")})
                     self.on_event("epoch", {"job": job, **message})
                 elif message.get("type") == "result":
                     self._finish(job, message["record"], worker_info)
                     return True
         except WorkerDied:
-            self._finish(job, {"status": "crashed", "error": worker.death_reason()}, worker_info)
+            reason = worker.death_reason()
+            worker.stop(kill=True)
+            self._finish(job, {"status": "crashed", "error": reason, **_partial(curve)}, worker_info)
             return False
         except Interrupted:
             worker.stop(kill=True)
             raise
+
+
+def _partial(curve: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"curve": curve, "epochs_run": len(curve)}
 
 
 def _safe(label: str) -> str:
