@@ -1,0 +1,310 @@
+"""The Keras 3 backend: a `keras.Sequential` of Dense layers on TensorFlow (default), PyTorch or JAX.
+
+The engine is chosen with the option ``engine`` and reaches Keras through ``KERAS_BACKEND``,
+which `worker_env` puts in the worker's environment before anything is imported.
+
+How an epoch runs (option ``loop``), measured on digits (1077 samples, batch 32: 34 steps;
+64-64-10 relu, adam, float32, 1 thread) on a shared 2-core machine (noisy: relative
+figures only; median of 29 epochs after the first; NumPy's hand-written backend takes ~5 ms)::
+
+    engine      loop / option                        epoch ms   first epoch ms
+    tensorflow  graph (default)                          14          1900
+    tensorflow  graph, jit_compile=true (XLA)             6          4700
+    tensorflow  fit                                     390          1800
+    tensorflow  fit, steps_per_execution=34             250          1400
+    tensorflow  fit, jit_compile=true                   250          6200
+    tensorflow  model.train_on_batch per batch           81          1200
+    torch       fit (default)                           210           240   (train_on_batch: 210)
+    jax         fit (default; jax.jit)                   28          3100   (train_on_batch: 100)
+
+On TensorFlow each `fit` call builds a new tf.data pipeline and retraces its map functions
+(~0.3 s), which is why the default there is ``graph``; on xor (one batch) graph takes 2 ms an
+epoch, fit 160 ms. On torch the time is Keras' per-step Python overhead, whichever loop.
+jit_compile is "auto", Keras' own rule (no XLA on a CPU-only TensorFlow, jax.jit on jax).
+
+``graph`` (TensorFlow only, the default there) traces one `tf.function` whose body loops
+over all full-size batches of the epoch with `tf.range` (a graph while-loop): the data
+stays in TensorFlow as constants, the batch index arrays are gathered inside the graph,
+and Keras' own layers, losses, regularizers and optimizer do the work. The last, smaller
+batch is a second call of the same function (one extra trace, in the first epoch).
+``fit`` runs `model.fit` for one epoch on the samples in the runner's order
+(``shuffle=False`` and consecutive batches reproduce the runner's batches exactly); it is
+the path for the torch and jax engines. Tracing and compilation land in the first epoch.
+
+Mapping onto the canonical semantics (see DESIGN.md):
+- the output layer is linear; the losses take logits (``from_logits=True``), so softmax
+  and sigmoid are applied by the loss and by `predict`;
+- L2: ``kernel_regularizer=L2(l2 / 2)``, since Keras adds ``x * sum(W**2)`` to the
+  objective (gradient ``2x W``); biases get none. The reported loss is the data loss only;
+- leaky_relu uses slope 0.01 (Keras' default is 0.2, 0.3 for the LeakyReLU layer), elu alpha 1;
+- SGD with momentum: Keras keeps ``m = mu*m - lr*g; p += m`` and for nesterov
+  ``p += mu*m - lr*g``: with a constant learning rate ``m = -lr*v`` of PyTorch's form, so
+  the updates are the same;
+- Adam: Keras adds ``epsilon`` to ``sqrt(v)`` and folds the bias corrections into the step
+  size, PyTorch adds it to ``sqrt(v_hat) = sqrt(v) / sqrt(1 - beta2**t)``. Keras with
+  ``epsilon=eps`` is therefore PyTorch with ``eps / sqrt(1 - beta2**t)`` (31.6 eps at step 1,
+  tending to eps). This difference is kept (it is Keras' Adam) and measured by the parity check;
+- ``keras.config.set_floatx(spec.dtype)`` is set in `build`, because the optimizer's learning
+  rate and the losses follow floatx.
+
+float64 (the parity checks): TensorFlow's ``tf.cast`` turns a Python float into float32 before
+casting (tensorflow/tensorflow#35938, #64548), and Keras casts its hyper-parameters that way
+(SGD momentum, Adam's betas, L2's factor), so in float64 they would be float32-rounded
+(0.9 -> 0.89999998): 2e-7 weight differences after 3 epochs of momentum on digits. They are
+therefore passed as ``np.float64`` scalars, which cast exactly (in float32 this changes nothing).
+What remains: TensorFlow's LeakyRelu op keeps its slope in a float32 attribute (~3e-11 after an
+epoch). On the torch and jax engines Keras 3.15 computes some float64 ops in float32, because
+its ``result_type`` demotes 64-bit types (keras-team/keras#23223): every matmul on torch, tanh
+on jax; differences 1e-9 to 1e-7. On jax, float64 also needs ``JAX_ENABLE_X64=1`` (else `skip` declines).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+from mlpbench import Backend, ModelSpec
+from mlpbench.controlled import initial_weights
+from mlpbench.spec import ELU_ALPHA, LEAKY_RELU_SLOPE
+
+ENGINES = ("tensorflow", "torch", "jax")
+LOOPS = ("auto", "graph", "fit")
+_TRUE = ("1", "true", "yes", "on")
+
+
+def _activation(keras: Any, name: str) -> Any:
+    table = {
+        "sigmoid": keras.activations.sigmoid,
+        "tanh": keras.activations.tanh,
+        "relu": keras.activations.relu,
+        "leaky_relu": lambda x: keras.activations.leaky_relu(x, negative_slope=LEAKY_RELU_SLOPE),
+        "elu": lambda x: keras.activations.elu(x, alpha=ELU_ALPHA),
+    }
+    return table[name]
+
+
+def _loss_and_metric(keras: Any, loss: str) -> tuple[Any, Any]:
+    """The training loss and a metric computing the same per-sample mean (the data loss only)."""
+    L, M = keras.losses, keras.metrics
+    table = {
+        "cross_entropy": (L.SparseCategoricalCrossentropy(from_logits=True),
+                          M.SparseCategoricalCrossentropy(from_logits=True, name="data_loss")),
+        "binary_cross_entropy": (L.BinaryCrossentropy(from_logits=True),
+                                 M.BinaryCrossentropy(from_logits=True, name="data_loss")),
+        "mse": (L.MeanSquaredError(), M.MeanSquaredError(name="data_loss")),
+        "mae": (L.MeanAbsoluteError(), M.MeanAbsoluteError(name="data_loss")),
+    }  # fmt: skip
+    return table[loss]
+
+
+def _optimizer(keras: Any, spec: ModelSpec) -> Any:
+    opt = keras.optimizers
+    f = np.float64  # not Python floats: see the module docstring
+    table = {
+        "sgd": lambda: opt.SGD(learning_rate=f(spec.lr)),
+        "momentum": lambda: opt.SGD(learning_rate=f(spec.lr), momentum=f(spec.momentum)),
+        "nesterov": lambda: opt.SGD(learning_rate=f(spec.lr), momentum=f(spec.momentum), nesterov=True),
+        "adam": lambda: opt.Adam(learning_rate=f(spec.lr), beta_1=f(spec.beta1), beta_2=f(spec.beta2),
+                               epsilon=f(spec.eps)),
+    }  # fmt: skip
+    return table[spec.optimizer]()
+
+
+class KerasMLP(Backend):
+    """A multilayer perceptron as a Keras 3 `Sequential` model, on TensorFlow, PyTorch or JAX."""
+
+    name = "keras"
+    requires = ("keras",)  # the engine's module is checked by `skip`, which knows the options
+    options = {
+        "engine": "tensorflow",  # Keras backend: tensorflow, torch or jax (KERAS_BACKEND)
+        "loop": "auto",  # graph (TensorFlow only), fit, or auto: graph on TensorFlow, fit otherwise
+        "jit_compile": "auto",  # XLA (jax.jit on jax) for the train step: true, false, or Keras' auto
+        "steps_per_execution": 1,  # fit only: batches per call of Keras' compiled train function
+    }
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        engine, loop = self.config["engine"], self.config["loop"]
+        if engine not in ENGINES:
+            raise ValueError(f"option engine={engine!r}: expected one of {', '.join(ENGINES)}")
+        if loop not in LOOPS:
+            raise ValueError(f"option loop={loop!r}: expected one of {', '.join(LOOPS)}")
+        if loop == "graph" and engine != "tensorflow":
+            raise ValueError(f"option loop=graph needs engine=tensorflow (got engine={engine!r}); use loop=fit")
+        if self.config["steps_per_execution"] < 1:
+            raise ValueError("option steps_per_execution must be >= 1")
+        jit = self.config["jit_compile"]
+        if isinstance(jit, str):
+            jit = {"auto": "auto", "true": True, "1": True, "false": False, "0": False}.get(jit.lower())
+            if jit is None:
+                raise ValueError(f"option jit_compile={self.config['jit_compile']!r}: expected auto, true or false")
+        self.config["jit_compile"] = jit
+        self.loop = loop if loop != "auto" else ("graph" if engine == "tensorflow" else "fit")
+
+    @classmethod
+    def worker_env(cls, options: dict[str, Any]) -> dict[str, str]:
+        return {"KERAS_BACKEND": str(options.get("engine", cls.options["engine"]))}
+
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        out = super().versions()
+        engine = os.environ.get("KERAS_BACKEND", cls.options["engine"])
+        if engine in ENGINES:
+            out.update(_engine_versions(engine))
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "engine_versions": _engine_versions(self.config["engine"])}
+
+    def skip(self, spec: ModelSpec) -> str | None:
+        engine = self.config["engine"]
+        if importlib.util.find_spec(engine) is None:
+            return f"keras engine {engine!r} is not installed (cannot import {engine}); choose another engine"
+        if engine == "jax" and spec.dtype == "float64" and os.environ.get("JAX_ENABLE_X64", "").lower() not in _TRUE:
+            return "keras on jax computes float64 in float32 unless jax's 64-bit mode is on: set JAX_ENABLE_X64=1"
+        return super().skip(spec)
+
+    # ---------------------------------------------------------------- lifecycle
+    def prepare(self, threads: int) -> None:
+        super().prepare(threads)
+        engine = self.config["engine"]
+        if "keras" in sys.modules:
+            current = sys.modules["keras"].backend.backend()
+            if current != engine:
+                raise RuntimeError(f"keras is already imported with engine {current!r}; cannot switch to {engine!r}")
+        os.environ["KERAS_BACKEND"] = engine
+        if engine == "tensorflow":
+            import tensorflow as tf
+
+            # Only possible before TensorFlow runs its first op; a repeated prepare keeps them.
+            if tf.config.threading.get_intra_op_parallelism_threads() != threads:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+            if tf.config.threading.get_inter_op_parallelism_threads() != 1:
+                tf.config.threading.set_inter_op_parallelism_threads(1)
+        elif engine == "torch":
+            import torch
+
+            torch.set_num_threads(threads)
+        import keras
+
+        self.keras = keras
+
+    def build(self, spec: ModelSpec, weights: list[tuple[np.ndarray, np.ndarray]] | None, seed: int) -> None:
+        if getattr(self, "keras", None) is None:
+            self.prepare(self.threads or os.cpu_count() or 1)
+        keras = self.keras
+        keras.config.set_floatx(spec.dtype)
+        self.spec_ = spec
+        self.dtype_ = np.dtype(spec.dtype)
+        if weights is None:
+            weights = initial_weights(spec, seed)
+        reg = None
+        if spec.l2:
+            reg = keras.regularizers.L2(spec.l2 / 2)
+            reg.l2 = np.float64(spec.l2 / 2)  # L2() stores a Python float: see the module docstring
+        layers: list[Any] = [keras.Input((spec.n_inputs,), dtype=spec.dtype)]
+        for i, width in enumerate(spec.hidden):
+            act = _activation(keras, spec.activation)
+            layers.append(keras.layers.Dense(width, activation=act, kernel_regularizer=reg, dtype=spec.dtype))
+            if spec.dropout:
+                layers.append(keras.layers.Dropout(spec.dropout, seed=seed * 1000 + i))
+        layers.append(keras.layers.Dense(spec.n_outputs, kernel_regularizer=reg, dtype=spec.dtype))
+        self.model_ = keras.Sequential(layers)
+        self.model_.set_weights([np.asarray(a, dtype=self.dtype_) for W, b in weights for a in (W, b)])
+        self.loss_, metric = _loss_and_metric(keras, spec.loss)
+        self.optimizer_ = _optimizer(keras, spec)
+        self.model_.compile(optimizer=self.optimizer_, loss=self.loss_, metrics=[metric],
+                            jit_compile=self.config["jit_compile"],
+                            steps_per_execution=self.config["steps_per_execution"])  # fmt: skip
+        self._data: tuple[Any, ...] | None = None
+        # "auto" is Keras' own rule (no XLA on a CPU-only TensorFlow, none on torch, jax.jit on jax).
+        self.jit_compile_ = bool(self.model_.jit_compile)
+        self._epoch_fn = self._graph_epoch_function() if self.loop == "graph" else None
+
+    # ------------------------------------------------------------- training
+    def _targets(self, y: np.ndarray) -> np.ndarray:
+        if self.spec_.loss == "cross_entropy":
+            return np.asarray(y, dtype=np.int64)
+        return np.asarray(y, dtype=self.dtype_).reshape(len(y), -1)
+
+    def train_epoch(self, X: np.ndarray, y: np.ndarray, batches: list[np.ndarray]) -> float:
+        sizes = {len(b) for b in batches[:-1]}
+        if len(sizes) > 1 or (sizes and len(batches[-1]) > sizes.pop()):
+            raise ValueError("batches must all have the same size except a smaller last one")
+        if self.loop == "graph":
+            return self._train_epoch_graph(X, y, batches)
+        order = np.concatenate(batches)
+        history = self.model_.fit(np.asarray(X, dtype=self.dtype_)[order], self._targets(y)[order],
+                                  batch_size=len(batches[0]), epochs=1, shuffle=False, verbose=0)  # fmt: skip
+        return float(history.history["data_loss"][-1])
+
+    def _graph_epoch_function(self) -> Any:
+        import tensorflow as tf
+
+        model, loss_fn, optimizer = self.model_, self.loss_, self.optimizer_
+        dtype = self.spec_.dtype
+
+        @tf.function(jit_compile=self.jit_compile_, reduce_retracing=True)
+        def run(X: Any, y: Any, index: Any) -> Any:
+            # index: (steps, batch) sample indices; one optimizer step per row.
+            total = tf.zeros((), dtype=dtype)
+            for i in tf.range(tf.shape(index)[0]):
+                xb, yb = tf.gather(X, index[i]), tf.gather(y, index[i])
+                with tf.GradientTape() as tape:
+                    loss = loss_fn(yb, model(xb, training=True))
+                    objective = loss + tf.add_n(model.losses) if model.losses else loss
+                grads = tape.gradient(objective, model.trainable_variables)
+                optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+                total += loss * tf.cast(tf.shape(xb)[0], dtype)
+            return total
+
+        return run
+
+    def _train_epoch_graph(self, X: np.ndarray, y: np.ndarray, batches: list[np.ndarray]) -> float:
+        import tensorflow as tf
+
+        # The runner passes the same arrays every epoch: convert them to tensors once.
+        if self._data is None or self._data[0] is not X or self._data[1] is not y:
+            self._data = (X, y, tf.constant(np.asarray(X, dtype=self.dtype_)), tf.constant(self._targets(y)))
+        X_t, y_t = self._data[2], self._data[3]
+        m = len(batches[0])
+        full = [b for b in batches if len(b) == m]
+        total = float(self._epoch_fn(X_t, y_t, tf.constant(np.stack(full))))
+        if len(full) < len(batches):
+            total += float(self._epoch_fn(X_t, y_t, tf.constant(batches[-1][None, :])))
+        return total / sum(len(b) for b in batches)
+
+    # ------------------------------------------------------------- inference
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        z = np.asarray(self.model_.predict_on_batch(np.asarray(X, dtype=self.dtype_)), dtype=self.dtype_)
+        if self.spec_.loss == "cross_entropy":
+            z = np.exp(z - z.max(axis=1, keepdims=True))
+            return z / z.sum(axis=1, keepdims=True)
+        if self.spec_.loss == "binary_cross_entropy":
+            p = 0.5 * (1.0 + np.tanh(0.5 * z))  # sigmoid without overflow
+            return np.hstack([1.0 - p, p])
+        return z
+
+    def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        flat = [np.array(a, dtype=self.dtype_) for a in self.model_.get_weights()]
+        return list(zip(flat[::2], flat[1::2], strict=True))
+
+    def __repr__(self) -> str:
+        spec = getattr(self, "spec_", None)
+        return f"KerasMLP({self.config['engine']}, {self.loop}, {spec!r})" if spec else f"KerasMLP({self.config})"
+
+
+def _engine_versions(engine: str) -> dict[str, str]:
+    import importlib.metadata
+
+    dists = {"tensorflow": ("tensorflow-cpu", "tensorflow"), "torch": ("torch",), "jax": ("jax",)}[engine]
+    for dist in dists:
+        try:
+            return {engine: importlib.metadata.version(dist)}
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return {}

@@ -1,0 +1,185 @@
+"""The Keras backend: the runner's weights go in and come out unchanged, float64 epochs match the NumPy
+backend to rounding (L2 and the SGD momentum rules included), Adam differs only where Keras adds epsilon,
+the engine is chosen through KERAS_BACKEND, and the torch engine runs in a real worker."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backends.keras_mlp import KerasMLP
+from backends.numpy_mlp import NumpyMLP
+from mlpbench import ModelSpec
+from mlpbench.controlled import batch_order, initial_weights
+from mlpbench.testing import parametrize_backend_checks
+
+pytest.importorskip("keras")
+pytest.importorskip("tensorflow")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def backend_factory():
+    """Prepared TensorFlow-engine backends; TensorFlow is imported by the first one only."""
+
+    def make(**options) -> KerasMLP:
+        b = KerasMLP(**options)
+        b.prepare(1)
+        return b
+
+    return make
+
+
+def _data(loss: str, n: int = 50, n_in: int = 5, n_out: int = 3, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, n_in))
+    if loss == "cross_entropy":
+        return X, rng.integers(0, n_out, n), n_out
+    if loss == "binary_cross_entropy":
+        return X, rng.integers(0, 2, n), 1
+    return X, rng.standard_normal((n, n_out)), n_out
+
+
+def _rel(a, b) -> float:
+    """max|a - b| / max|b| over lists of (W, b) pairs: the parity check's measure."""
+    a = np.concatenate([np.ravel(x) for pair in a for x in pair])
+    b = np.concatenate([np.ravel(x) for pair in b for x in pair])
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+def _train_both(b: KerasMLP, spec: ModelSpec, X, y, epochs: int = 2, seed: int = 2):
+    """Train the Keras backend and the NumPy reference from the same weights on the same batches."""
+    weights = initial_weights(spec, seed)
+    ref = NumpyMLP()
+    ref.build(spec, weights, seed)
+    b.build(spec, weights, seed)
+    losses = []
+    for epoch in range(epochs):
+        batches = batch_order(len(X), spec.batch_size, seed, epoch)  # 50 = 3 x 16 + a last batch of 2
+        losses.append((b.train_epoch(X, y, batches), ref.train_epoch(X, y, batches)))
+    return ref, losses
+
+
+# The shared conformance kit, run on the default (TensorFlow, graph loop) configuration.
+@parametrize_backend_checks(KerasMLP, known_differences={
+    "parity[optimizer=adam]": "Keras' Adam adds epsilon to sqrt(v), PyTorch's to sqrt(v_hat)"})  # fmt: skip
+def test_conformance(check) -> None:
+    check()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_get_weights_returns_the_given_weights(backend_factory, dtype: str) -> None:
+    spec = ModelSpec(n_inputs=5, n_outputs=3, hidden=(7, 4), dtype=dtype)
+    weights = initial_weights(spec, seed=1)
+    b = backend_factory()
+    b.build(spec, weights, seed=1)
+    for (W, bias), (W2, b2) in zip(weights, b.get_weights(), strict=True):
+        assert W2.shape == W.shape and W2.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(W2, W)
+        np.testing.assert_array_equal(b2, bias)
+
+
+@pytest.mark.parametrize(("loss", "optimizer"), list(itertools.product(
+    ("cross_entropy", "binary_cross_entropy", "mse", "mae"), ("sgd", "momentum", "nesterov"))))  # fmt: skip
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+def test_float64_epochs_match_numpy(backend_factory, loss: str, optimizer: str, l2: float) -> None:
+    """Same weights and batches: the same model to rounding. With l2 > 0 this pins the mapping
+    L2(l2 / 2), and the returned loss is the data loss without the penalty, as NumPy's."""
+    X, y, n_out = _data(loss)
+    spec = ModelSpec(n_inputs=5, n_outputs=n_out, hidden=(8, 6), activation="elu", loss=loss, optimizer=optimizer,
+                     lr=0.05, l2=l2, batch_size=16, dtype="float64")  # fmt: skip
+    b = backend_factory()
+    ref, losses = _train_both(b, spec, X, y)
+    for got, want in losses:
+        assert got == pytest.approx(want, rel=1e-12)
+    assert _rel(b.get_weights(), ref.get_weights()) <= 1e-12
+    assert _rel([(b.predict(X),)], [(ref.predict(X),)]) <= 1e-12
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "leaky_relu", "elu"])
+def test_activations_match_numpy(backend_factory, activation: str) -> None:
+    X, y, _ = _data("cross_entropy")
+    spec = ModelSpec(n_inputs=5, n_outputs=3, hidden=(8,), activation=activation, optimizer="sgd", lr=0.1,
+                     batch_size=16, dtype="float64")  # fmt: skip
+    b = backend_factory()
+    ref, _ = _train_both(b, spec, X, y, epochs=1)
+    # TensorFlow's LeakyRelu op holds its slope in a float32 attribute (see the next test): 0.01 is
+    # 0.01 * (1 - 2.2e-8) there, which moves the weights by ~3e-11 relative after this epoch.
+    tol = 1e-9 if activation == "leaky_relu" else 1e-12
+    assert _rel(b.get_weights(), ref.get_weights()) <= tol
+
+
+def test_leaky_relu_slope_is_the_spec_slope_not_keras_default(backend_factory) -> None:
+    b = backend_factory()
+    spec = ModelSpec(n_inputs=1, n_outputs=1, hidden=(1,), activation="leaky_relu", loss="mse", dtype="float64")
+    b.build(spec, [(np.ones((1, 1)), np.zeros(1)), (np.ones((1, 1)), np.zeros(1))], seed=0)
+    slope = -float(b.predict(np.array([[-1.0]]))[0, 0])
+    assert slope == float(np.float32(0.01))  # 0.01 rounded to float32 by TensorFlow's op; Keras' default is 0.2
+
+
+def test_adam_differs_from_pytorch_only_where_epsilon_enters(backend_factory) -> None:
+    """Keras adds epsilon to sqrt(v), PyTorch to sqrt(v_hat): with a negligible epsilon the two agree to
+    rounding; with the default 1e-8 a small difference remains (reported by the parity check)."""
+    X, y, _ = _data("cross_entropy")
+    base = ModelSpec(n_inputs=5, n_outputs=3, hidden=(8, 6), optimizer="adam", lr=0.01, batch_size=16,
+                     dtype="float64")  # fmt: skip
+    b = backend_factory()
+    ref, losses = _train_both(b, base.replace(eps=1e-30), X, y)
+    assert _rel(b.get_weights(), ref.get_weights()) <= 1e-12
+    ref, losses = _train_both(b, base, X, y)
+    assert 1e-12 < _rel(b.get_weights(), ref.get_weights()) < 1e-4
+
+
+def test_fit_loop_and_xla_match_numpy(backend_factory) -> None:
+    """The other ways to run an epoch train the same model: model.fit on the runner's order, and XLA."""
+    X, y, _ = _data("cross_entropy")
+    spec = ModelSpec(n_inputs=5, n_outputs=3, hidden=(8,), optimizer="momentum", lr=0.05, l2=0.01, batch_size=16,
+                     dtype="float64")  # fmt: skip
+    for options in ({"loop": "fit"}, {"loop": "fit", "steps_per_execution": 2}, {"jit_compile": True}):
+        b = backend_factory(**options)
+        ref, losses = _train_both(b, spec, X, y)
+        for got, want in losses:
+            assert got == pytest.approx(want, rel=1e-12), options
+        assert _rel(b.get_weights(), ref.get_weights()) <= 1e-12, options
+
+
+def test_engine_is_chosen_through_keras_backend() -> None:
+    assert KerasMLP.worker_env({}) == {"KERAS_BACKEND": "tensorflow"}
+    assert KerasMLP.worker_env({"engine": "torch"}) == {"KERAS_BACKEND": "torch"}
+    assert KerasMLP(engine="torch").loop == "fit" and KerasMLP().loop == "graph"
+    with pytest.raises(ValueError, match="engine='mxnet'"):
+        KerasMLP(engine="mxnet")
+    with pytest.raises(ValueError, match="loop=graph needs engine=tensorflow"):
+        KerasMLP(engine="torch", loop="graph")
+
+
+def test_a_missing_engine_is_a_skip_reason() -> None:
+    spec = ModelSpec(n_inputs=2, n_outputs=1, loss="binary_cross_entropy")
+    reason = KerasMLP(engine="jax").skip(spec)
+    if importlib.util.find_spec("jax") is None:
+        assert reason is not None and "engine 'jax' is not installed" in reason
+    else:
+        assert reason is None
+
+
+def test_torch_engine_runs_in_a_real_worker(tmp_path) -> None:
+    pytest.importorskip("torch")
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "run_bench.py", "run", "--backends", "keras[engine=torch]", "--tasks", "xor", "--seeds", "1",
+         "--epochs", "3", "--out", str(out), "--no-progress"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (record,) = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert record["status"] == "ok", record.get("error")
+    assert record["backend_options"] == {"engine": "torch"} and record["epochs_run"] == 3
+    assert "torch" in record["versions"] and "tensorflow" not in record["versions"]
