@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import os
+import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from . import env as envmod
+from .parity import add_parity_parser, cmd_parity
 from .registry import PluginError, Registry, discover
+from .report import cmd_report, write_reports
 from .runner import DEFAULT_TIMEOUT_S, Interrupted, Runner, expand_seeds, make_plan, parse_backend_list
+from .scaling import add_parser as add_scaling_parser
+from .scaling import cmd_scaling
 from .store import CONFIG_FILE, ENV_FILE, ResultsStore, export_csv
 
 DEFAULT_TASKS = "xor,digits,diabetes"
@@ -32,8 +39,8 @@ def parse_duration(text: str) -> float:
         value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration; use e.g. 90s, 10m or 1h") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: a timeout must be positive")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a timeout must be a positive, finite duration")
     return value
 
 
@@ -77,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", default=DEFAULT_SEEDS, metavar="N|LIST",
                      help="a count (3 -> seeds 0,1,2) or an explicit list (0,5,9); default 3")  # fmt: skip
     run.add_argument("--epochs", type=_positive_int, default=None, help="override every task's epoch count")
+    run.add_argument("--quick", action="store_true",
+                     help="a fast complete run: 1 seed (unless --seeds is given) and half of each task's epochs "
+                          "(unless --epochs is given); every backend and task still runs")  # fmt: skip
     run.add_argument("--set", dest="overrides", action="append", default=[], type=_key_value, metavar="FIELD=VALUE",
                      help="override a ModelSpec field for every task, e.g. --set lr=0.01 --set hidden=128,64 "
                           "(repeatable)")  # fmt: skip
@@ -89,21 +99,39 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, metavar="DIR", help="results directory (default results/<timestamp>)")
     run.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR, skipping finished jobs")
     run.add_argument("--no-progress", action="store_true", help="no live progress display, one line per job")
+    run.add_argument("--csv-path", default=None, metavar="FILE",
+                     help="the csv task's file (with --tasks csv): one row per sample, a header row")  # fmt: skip
+    run.add_argument("--csv-target", default=None, metavar="COLUMN",
+                     help="the csv task's target column; every other column is a numeric feature")
+    run.add_argument("--csv-kind", default=None, choices=("auto", "binary", "multiclass", "regression"),
+                     help="the csv task's problem kind (default auto: from the target column)")  # fmt: skip
     _add_plugin_arg(run)
 
     lst = sub.add_parser("list", help="list backends and tasks, with availability")
     _add_plugin_arg(lst)
+    add_parity_parser(sub)
+    add_scaling_parser(sub)
+
+    rep = sub.add_parser("report", help="render report.md and report.html of a results directory again",
+                         description="Render DIR/report.md, DIR/report.html and DIR/figures/ from the stored "
+                                     "results alone (runs.jsonl, env.json, config.json, parity.json).")  # fmt: skip
+    rep.add_argument("dir", metavar="DIR", help="a results directory written by `run`")
+    rep.add_argument("--open", action="store_true", help="open report.html in the default web browser")
     return parser
 
 
 # ----------------------------------------------------------------------------- run
 def _resolve_plan(args: argparse.Namespace, registry: Registry) -> tuple[list, dict[str, Any]]:
     if args.backends is None:
-        names = [n for n, e in sorted(registry.backends.items()) if e.cls is not None
-                 and not e.cls.missing_requirements()]  # fmt: skip
+        # A plugin whose import fails is kept: its jobs are recorded as errors, not silently left out.
+        names = [n for n, e in sorted(registry.backends.items()) if e.cls is None
+                 or not e.cls.missing_requirements()]  # fmt: skip
         backends = parse_backend_list(",".join(names))
     else:
-        backends = parse_backend_list(args.backends)
+        try:
+            backends = parse_backend_list(args.backends)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
     if not backends:
         raise UsageError("no backend to run: name at least one with --backends")
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
@@ -126,15 +154,32 @@ def _resolve_plan(args: argparse.Namespace, registry: Registry) -> tuple[list, d
         if task not in tasks:
             raise UsageError(f"--task-param {key}: task {task!r} is not in --tasks ({', '.join(tasks)})")
         task_params.setdefault(task, {})[param] = value
+    csv = {"path": getattr(args, "csv_path", None), "target": getattr(args, "csv_target", None),
+           "kind": getattr(args, "csv_kind", None)}  # fmt: skip
+    csv = {k: v for k, v in csv.items() if v is not None}
+    if csv:
+        if "csv" not in tasks:
+            raise UsageError("--csv-path, --csv-target and --csv-kind set the csv task: add csv to --tasks")
+        if "path" in csv:  # absolute, so the job id and --resume do not depend on the working directory
+            csv["path"] = str(Path(csv["path"]).expanduser().absolute())
+        task_params.setdefault("csv", {}).update(csv)
     try:
-        seeds = expand_seeds(args.seeds)
-        jobs = make_plan(registry, backends, tasks, seeds, overrides, task_params)
+        quick = getattr(args, "quick", False)
+        seeds = expand_seeds("1" if quick and args.seeds == DEFAULT_SEEDS else args.seeds)
+        if quick and "epochs" not in overrides:
+            jobs = []
+            for t in tasks:  # half of each task's own epoch count: one plan per task
+                epochs = registry.task(t)(**task_params.get(t, {})).spec().epochs
+                quick_overrides = {**overrides, "epochs": str(max(2, (epochs + 1) // 2))}
+                jobs += make_plan(registry, backends, [t], seeds, quick_overrides, task_params)
+        else:
+            jobs = make_plan(registry, backends, tasks, seeds, overrides, task_params)
     except (ValueError, PluginError) as exc:
         raise UsageError(str(exc)) from exc
     config = {
         "backends": [b.label for b in backends], "tasks": tasks, "seeds": seeds, "overrides": overrides,
         "task_params": task_params, "threads": args.threads, "timeout_s": args.timeout,
-        "plugins": list(args.plugin), "argv": sys.argv[1:],
+        "plugins": list(args.plugin), "argv": sys.argv[1:], "quick": bool(getattr(args, "quick", False)),
     }  # fmt: skip
     return jobs, config
 
@@ -154,8 +199,57 @@ def _results_dir(args: argparse.Namespace) -> ResultsStore:
     return store
 
 
+# Options that do not define the plan: they are not saved for --resume and may differ when resuming.
+_NOT_PLAN = ("command", "out", "resume", "no_progress", "timeout")
+
+
+def _plan_args(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
+    """The command-line options that define the plan, as saved in config.json for --resume."""
+    saved = {}
+    for key, value in vars(args).items():
+        if key in _NOT_PLAN:
+            continue
+        try:
+            saved[key] = _plan_value(key, value)
+        except (TypeError, ValueError):
+            continue
+    saved["backends"] = ",".join(config["backends"])  # resolved: "every installed backend" may change
+    return saved
+
+
+def _plan_value(key: str, value: Any) -> Any:
+    """An option's value as saved in config.json: plain JSON, file names absolute."""
+    if key == "plugin":
+        return [str(Path(p).expanduser().absolute()) for p in value]
+    if key == "csv_path" and value:
+        return str(Path(value).expanduser().absolute())
+    return json.loads(json.dumps(value))
+
+
+def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
+    """The options of the run being resumed; options given now must agree with them."""
+    saved = ResultsStore(args.resume).read_json(CONFIG_FILE).get("args")
+    if not isinstance(saved, dict):
+        return args  # written before the options were saved: plan from the command line
+    defaults = vars(build_parser().parse_args(["run"]))
+    differ = []
+    for key, value in vars(args).items():
+        if key in _NOT_PLAN or key not in saved or value == defaults.get(key):
+            continue
+        if _plan_value(key, value) != saved[key]:
+            differ.append(f"--{key.replace('_', '-')} (saved: {saved[key]!r}, given: {value!r})")
+    if differ:
+        raise UsageError(f"--resume {args.resume} continues the saved plan, but {'; '.join(differ)}; "
+                         "leave these out to continue, or start a new run with --out")  # fmt: skip
+    return argparse.Namespace(**{**vars(args), **saved})
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Plan, run, store and summarise."""
+    if args.resume:
+        if not ResultsStore(args.resume).runs_path.exists():
+            raise UsageError(f"--resume {args.resume}: no results there to resume (no runs.jsonl)")
+        args = _resume_args(args)
     try:
         registry = discover(args.plugin)
     except PluginError as exc:
@@ -170,6 +264,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         saved = store.read_json(CONFIG_FILE)
         if saved:
             config = {**saved, "resumed": True}
+        moved = store.repair()
+        if moved:
+            print(f"warning: {moved} incomplete record(s) in {store.runs_path} (a run killed while writing) moved "
+                  f"to {store.runs_path}.incomplete; those jobs run again", file=sys.stderr)  # fmt: skip
+    else:
+        config["args"] = _plan_args(args, config)
     store.write_json(CONFIG_FILE, config)
     if not (store.path / ENV_FILE).exists():
         store.write_json(ENV_FILE, envmod.collect(args.threads))
@@ -201,6 +301,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _after_run(store: ResultsStore) -> None:
     """Hook for what follows every run (reports); a failure here never loses results."""
+    try:
+        _md, html_path = write_reports(store.path)
+        print(f"Report: {html_path}")
+    except Exception as exc:  # the results are already on disk; a broken report must not hide them
+        print(f"warning: the report could not be written ({type(exc).__name__}: {exc}); the results in "
+              f"{store.path} are intact. Retry with: python run_bench.py report {store.path}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------- list
@@ -242,7 +348,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list}
+COMMANDS = {"run": cmd_run, "list": cmd_list, "parity": cmd_parity, "report": cmd_report, "scaling": cmd_scaling}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except BrokenPipeError:  # `run_bench.py list | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except UsageError as exc:
         print(f"run_bench.py {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .store import ResultsStore, records_to_frames
@@ -48,7 +49,7 @@ def print_summary(store: ResultsStore, console: Console | None = None) -> None:
     for col in frame.columns:
         table.add_column(col, justify="left" if col in ("task", "backend", "jobs", "metric") else "right")
     for row in frame.itertuples(index=False):
-        table.add_row(*(_fmt(v) for v in row))
+        table.add_row(*(escape(_fmt(v)) for v in row))  # labels like torch[compile=true] are not markup
     if console is None:
         console = Console()
         if not console.is_terminal:

@@ -1,0 +1,263 @@
+"""``run_bench.py scaling``: how epoch time grows with work, per backend, on the synthetic ``scaling`` task.
+
+Each point of a grid (training-set size x hidden width) becomes one job per backend,
+run by the ordinary `Runner` (so a backend's jobs share one worker and every record is
+a normal job record). From the records this module derives, per job, the work of an
+epoch (matrix-multiply FLOPs, `mlpbench.flops`) against its steady-state time, fits
+``log(time) = slope * log(work) + c`` per backend, and writes ``scaling.json`` and
+``figures/scaling.png`` next to the usual results.
+
+A slope near 1 means time grows in proportion to work (compute-bound); a slope well
+below 1 means fixed per-step costs (Python, framework dispatch) dominate the small sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import env as envmod
+from .flops import training_flops
+from .registry import PluginError, discover
+from .runner import DEFAULT_TIMEOUT_S, Interrupted, Runner, make_plan, parse_backend_list
+from .spec import ModelSpec
+from .store import CONFIG_FILE, ENV_FILE, ResultsStore, export_csv
+
+TASK = "scaling"
+SCALING_FILE = "scaling.json"
+FIGURE = "figures/scaling.png"
+SAMPLES = (1_000, 10_000, 100_000)
+WIDTHS = (64, 256, 1024)
+QUICK_SAMPLES = (1_000, 10_000)
+QUICK_WIDTHS = (64, 256)
+#: Above this many FLOPs per epoch a grid point trains 2 epochs (one warm-up, one timed), not 3.
+BIG_EPOCH_FLOPS = 1e11
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(float(v)) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated numbers like 1000,1e4") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected positive numbers")
+    return values
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """The ``scaling`` sub-command's arguments."""
+    from .cli import DEFAULT_THREADS, _add_plugin_arg, _positive_int, parse_duration
+
+    p = sub.add_parser(
+        "scaling", help="time per epoch against work (FLOPs) over a grid of sizes of the synthetic task",
+        description="Train every backend on the synthetic 'scaling' task over a grid of training-set sizes x hidden "
+        "widths; print time per epoch against FLOPs per epoch with the fitted log-log slope per backend, and write "
+        f"{SCALING_FILE} and {FIGURE} to the results directory.",
+    )  # fmt: skip
+    p.add_argument("--backends", default=None, metavar="LIST", help="comma-separated backends (default: all installed)")
+    p.add_argument("--samples", type=_int_list, default=None, metavar="LIST",
+                   help=f"training-set sizes (default {','.join(map(str, SAMPLES))})")  # fmt: skip
+    p.add_argument("--widths", type=_int_list, default=None, metavar="LIST",
+                   help=f"hidden-layer widths (default {','.join(map(str, WIDTHS))})")  # fmt: skip
+    p.add_argument("--features", type=_positive_int, default=64, help="input features (default 64)")
+    p.add_argument("--depth", type=_positive_int, default=2, help="hidden layers (default 2)")
+    p.add_argument("--batch-size", type=_positive_int, default=512, help="mini-batch size (default 512)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"the small corner only: samples {','.join(map(str, QUICK_SAMPLES))} x widths "
+                        f"{','.join(map(str, QUICK_WIDTHS))}")  # fmt: skip
+    p.add_argument("--threads", type=_positive_int, default=DEFAULT_THREADS,
+                   help=f"threads per worker (default {DEFAULT_THREADS})")  # fmt: skip
+    p.add_argument("--timeout", type=parse_duration, default=DEFAULT_TIMEOUT_S, metavar="DURATION",
+                   help="per-job time limit (default 10m)")  # fmt: skip
+    p.add_argument("--out", default=None, metavar="DIR", help="results directory (default results/scaling-<timestamp>)")
+    p.add_argument("--no-progress", action="store_true", help="no live progress display")
+    _add_plugin_arg(p)
+    return p
+
+
+def grid(samples: list[int], widths: list[int], features: int, depth: int, batch_size: int) -> list[dict[str, int]]:
+    """Task parameters of every grid point; the biggest points train one epoch fewer."""
+    points = []
+    for n in samples:
+        for w in widths:
+            spec = ModelSpec(n_inputs=features, n_outputs=10, hidden=(w,) * depth)
+            epochs = 2 if training_flops(spec, n) > BIG_EPOCH_FLOPS else 3
+            points.append({"n_samples": n, "n_features": features, "width": w, "depth": depth, "epochs": epochs,
+                           "batch_size": batch_size})  # fmt: skip
+    return points
+
+
+def scaling_rows(records: list[dict[str, Any]], peak_gflops: float | None = None) -> list[dict[str, Any]]:
+    """One row per finished scaling job: backend, size, work per epoch, steady-state epoch time, GFLOP/s."""
+    rows = []
+    for r in records:
+        if r.get("task") != TASK or r.get("status") != "ok" or not r.get("epoch_time_s"):
+            continue
+        spec = ModelSpec.from_dict(r["spec"])
+        params = r.get("task_params") or {}
+        flops = r.get("flops_per_epoch") or training_flops(spec, int(r["n_train"]))
+        gflops = flops / r["epoch_time_s"] / 1e9
+        rows.append({
+            "backend": r["backend"], "n_samples": int(r["n_train"]), "width": int(params.get("width", spec.hidden[0])),
+            "depth": len(spec.hidden), "batch_size": spec.batch_size, "flops_per_epoch": flops,
+            "epoch_time_s": r["epoch_time_s"], "gflops": gflops,
+            "fraction_of_peak": gflops / peak_gflops if peak_gflops else None,
+        })  # fmt: skip
+    rows.sort(key=lambda row: (row["backend"], row["flops_per_epoch"]))
+    return rows
+
+
+def fit_slopes(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Per backend, the slope of log(epoch time) against log(FLOPs per epoch) (needs 2 distinct sizes)."""
+    out = {}
+    for backend in dict.fromkeys(r["backend"] for r in rows):
+        pts = [(r["flops_per_epoch"], r["epoch_time_s"]) for r in rows if r["backend"] == backend]
+        if len({f for f, _ in pts}) < 2:
+            continue
+        x, y = np.log([f for f, _ in pts]), np.log([t for _, t in pts])
+        out[backend] = float(np.polyfit(x, y, 1)[0])
+    return out
+
+
+def draw(rows: list[dict[str, Any]], slopes: dict[str, float], path: Path) -> Path | None:
+    """Log-log plot of epoch time against FLOPs per epoch, one line per backend, the fitted slope in the legend."""
+    if not rows:
+        return None
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from .figures import _STYLE, colours, text
+
+    backends = list(dict.fromkeys(r["backend"] for r in rows))
+    palette = colours(backends)
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(6.4, 4.4), dpi=100, layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.subplots()
+        for b in backends:
+            pts = sorted((r["flops_per_epoch"], r["epoch_time_s"]) for r in rows if r["backend"] == b)
+            x, y = np.array(pts).T
+            label = f"{b} (slope {slopes[b]:.2f})" if b in slopes else b
+            ax.plot(x, y, "o", color=palette[b], ms=5, label=text(label))
+            if b in slopes:  # the fitted power law over the measured range
+                slope, intercept = np.polyfit(np.log(x), np.log(y), 1)
+                xs = np.geomspace(x.min(), x.max(), 50)
+                ax.plot(xs, np.exp(intercept) * xs**slope, "--", color=palette[b], lw=1.2)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("work per epoch (matrix-multiply FLOPs)")
+        ax.set_ylabel("steady-state epoch time (s)")
+        ax.set_title("Scaling: epoch time against work")
+        ax.legend()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, format="png", dpi=100, metadata={"Software": None})
+    return path
+
+
+def _fmt_time(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def print_table(rows: list[dict[str, Any]], slopes: dict[str, float], peak: float | None) -> None:
+    """The scaling table, then one line per backend with its slope and best throughput."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=120)
+    table = Table(title="Epoch time against work (synthetic scaling task)")
+    for col in ("backend", "samples", "width", "GFLOP/epoch", "epoch time", "GFLOP/s", "% of peak"):
+        table.add_column(col, justify="left" if col == "backend" else "right")
+    for r in rows:
+        share = f"{100 * r['fraction_of_peak']:.0f}%" if r["fraction_of_peak"] is not None else "-"
+        table.add_row(r["backend"], f"{r['n_samples']:,}", str(r["width"]), f"{r['flops_per_epoch'] / 1e9:.3g}",
+                      _fmt_time(r["epoch_time_s"]), f"{r['gflops']:.3g}", share)  # fmt: skip
+    console.print(table)
+    if peak:
+        console.print(f"Measured float32 matmul peak of this machine (same thread budget): {peak:g} GFLOP/s")
+    for backend in dict.fromkeys(r["backend"] for r in rows):
+        best = max((r for r in rows if r["backend"] == backend), key=lambda r: r["gflops"])
+        slope = f"slope {slopes[backend]:.2f}" if backend in slopes else "slope n/a (one size)"
+        console.print(f"  {backend:<10} log-log {slope}; best {best['gflops']:.3g} GFLOP/s at "
+                      f"{best['n_samples']:,} samples x width {best['width']}")  # fmt: skip
+
+
+def cmd_scaling(args: argparse.Namespace) -> int:
+    """Run the grid through the Runner, then print the table and write scaling.json and the figure."""
+    from .cli import BAD_STATUSES, EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK, UsageError, _after_run
+    from .progress import Progress
+
+    try:
+        registry = discover(args.plugin)
+    except PluginError as exc:
+        raise UsageError(str(exc)) from exc
+    if TASK not in registry.tasks:
+        raise UsageError(f"task {TASK!r} is not registered (reinstall: pip install -e .)")
+    if args.backends is None:
+        names = [n for n, e in sorted(registry.backends.items()) if e.cls is not None
+                 and not e.cls.missing_requirements()]  # fmt: skip
+        backends = parse_backend_list(",".join(names))
+    else:
+        backends = parse_backend_list(args.backends)
+    for b in backends:
+        if b.name not in registry.backends:
+            raise UsageError(f"unknown backend {b.name!r}; valid backends: {', '.join(sorted(registry.backends))}")
+    if not backends:
+        raise UsageError("no backend to run: name at least one with --backends")
+    samples = args.samples or list(QUICK_SAMPLES if args.quick else SAMPLES)
+    widths = args.widths or list(QUICK_WIDTHS if args.quick else WIDTHS)
+    points = grid(samples, widths, args.features, args.depth, args.batch_size)
+    jobs = []
+    try:
+        for params in points:
+            jobs += make_plan(registry, backends, [TASK], [0], {}, {TASK: params})
+    except (ValueError, PluginError) as exc:
+        raise UsageError(str(exc)) from exc
+
+    path = args.out or str(Path("results") / f"scaling-{_dt.datetime.now():%Y%m%d-%H%M%S}")
+    store = ResultsStore(path)
+    if store.has_results():
+        raise UsageError(f"{path} already holds results; choose another --out")
+    try:
+        store.create()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    store.write_json(CONFIG_FILE, {"command": "scaling", "backends": [b.label for b in backends], "tasks": [TASK],
+                                   "grid": points, "seeds": [0], "threads": args.threads, "timeout_s": args.timeout,
+                                   "plugins": list(args.plugin)})  # fmt: skip
+    env = envmod.collect(args.threads)
+    store.write_json(ENV_FILE, env)
+
+    progress = Progress(enabled=not args.no_progress)
+    runner = Runner(registry=registry, store=store, threads=args.threads, timeout_s=args.timeout,
+                    on_event=progress.event)  # fmt: skip
+    interrupted = None
+    with progress:
+        try:
+            runner.run(jobs)
+        except Interrupted as exc:
+            interrupted = str(exc)
+    export_csv(store)
+    peak = env.get("matmul_gflops")
+    rows = scaling_rows(store.records(), peak)
+    slopes = fit_slopes(rows)
+    store.write_json(SCALING_FILE, [{**r, "slope": slopes.get(r["backend"])} for r in rows])
+    figure = draw(rows, slopes, store.path / FIGURE)
+    _after_run(store)
+    print_table(rows, slopes, peak)
+    if figure:
+        print(f"Figure: {figure}")
+    if interrupted:
+        print(f"\nInterrupted by {interrupted}. Every finished job is saved in {store.path}.")
+        return EXIT_INTERRUPTED
+    print(f"Results: {store.path}")
+    bad = [r for r in runner.records if r.get("status") in BAD_STATUSES]
+    for r in bad:
+        print(f"  {r['id']}: {r['status']}: {str(r.get('error')).splitlines()[0] if r.get('error') else ''}")
+    return EXIT_FAILED_JOBS if bad else EXIT_OK

@@ -1,0 +1,92 @@
+"""FLOP counts, the synthetic scaling task and the `scaling` command (a tiny grid run through real workers)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mlpbench import ModelSpec
+from mlpbench.cli import main
+from mlpbench.flops import forward_flops, gflops, training_flops
+from mlpbench.scaling import BIG_EPOCH_FLOPS, fit_slopes, grid, scaling_rows
+from tasks.scaling import Scaling
+
+
+def test_flop_count_by_hand() -> None:
+    # 64-32-10 on 100 samples: forward 2*100*(64*32 + 32*10) = 473,600;
+    # backward: grad W of both layers (the same again) + grad input of the second layer only (2*100*32*10).
+    spec = ModelSpec(n_inputs=64, n_outputs=10, hidden=(32,))
+    assert forward_flops(spec, 100) == 473_600
+    assert training_flops(spec, 100) == 473_600 * 2 + 2 * 100 * 32 * 10
+    # A network without hidden layers has no input gradient to compute: 2x forward.
+    linear = ModelSpec(n_inputs=5, n_outputs=3, hidden=())
+    assert training_flops(linear, 7) == 2 * forward_flops(linear, 7)
+    assert gflops(2e9, 0.5) == 4.0
+    assert gflops(1.0, 0.0) is None and gflops(1.0, None) is None
+
+
+def test_scaling_task_is_seeded_and_sized_by_its_parameters() -> None:
+    task = Scaling(n_samples="1e3", n_features=12, width=48, depth=3)
+    task.validate()
+    a, b, c = task.load(0), task.load(0), task.load(1)
+    assert a.X_train.shape == (1000, 12) and a.X_val.shape == (200, 12) and a.X_test.shape == (200, 12)
+    np.testing.assert_array_equal(a.X_train, b.X_train)
+    np.testing.assert_array_equal(a.y_train, b.y_train)
+    assert not np.array_equal(a.y_train, c.y_train)
+    assert a.y_train.min() >= 0 and a.y_train.max() <= 9
+    assert len(np.unique(a.y_train)) >= 5  # the teacher uses many of the 10 classes, not one
+    spec = task.spec()
+    assert spec.layer_sizes == (12, 48, 48, 48, 10)
+    assert spec.loss == "cross_entropy" and spec.epochs == 3 and spec.batch_size == 512
+
+
+@pytest.mark.parametrize("bad", [{"width": 0}, {"n_samples": "lots"}, {"depth": 1.5}])
+def test_scaling_task_rejects_bad_parameters(bad: dict) -> None:
+    with pytest.raises(ValueError, match="whole number"):
+        Scaling(**bad).validate()
+
+
+def test_grid_trains_the_biggest_points_one_epoch_less() -> None:
+    points = grid([1_000, 100_000], [64, 1024], features=64, depth=2, batch_size=512)
+    assert [(p["n_samples"], p["width"]) for p in points] == [(1000, 64), (1000, 1024), (100000, 64), (100000, 1024)]
+    for p in points:
+        spec = Scaling(**p).spec()
+        big = training_flops(spec, p["n_samples"]) > BIG_EPOCH_FLOPS
+        assert p["epochs"] == (2 if big else 3)
+    assert points[-1]["epochs"] == 2 and points[0]["epochs"] == 3
+
+
+def test_slope_of_an_exact_power_law() -> None:
+    spec = ModelSpec(n_inputs=4, n_outputs=10, hidden=(8,)).to_dict()
+    records = [{"task": "scaling", "status": "ok", "backend": "fake", "n_train": n, "spec": spec,
+                "task_params": {"width": 8}, "flops_per_epoch": f, "epoch_time_s": 1e-9 * f**0.8}
+               for n, f in [(10, 1e6), (100, 1e7), (1000, 1e8)]]  # fmt: skip
+    records.append({**records[0], "status": "error"})  # failed jobs are left out
+    rows = scaling_rows(records, peak_gflops=10.0)
+    assert len(rows) == 3
+    assert fit_slopes(rows) == {"fake": pytest.approx(0.8)}
+    assert rows[0]["gflops"] == pytest.approx(1e6 / (1e-9 * 1e6**0.8) / 1e9)
+    assert rows[0]["fraction_of_peak"] == pytest.approx(rows[0]["gflops"] / 10.0)
+
+
+def test_scaling_command_runs_a_grid_and_writes_table_json_and_figure(tmp_path, capsys) -> None:
+    out = tmp_path / "scaling"
+    status = main(["scaling", "--backends", "numpy", "--samples", "300,600", "--widths", "8,16", "--features", "6",
+                   "--out", str(out), "--no-progress"])  # fmt: skip
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "GFLOP/s" in printed and "slope" in printed
+    rows = json.loads((out / "scaling.json").read_text())
+    assert sorted((r["n_samples"], r["width"]) for r in rows) == [(300, 8), (300, 16), (600, 8), (600, 16)]
+    for r in rows:
+        assert r["backend"] == "numpy" and r["epoch_time_s"] > 0 and r["gflops"] > 0
+        spec = Scaling(n_samples=r["n_samples"], n_features=6, width=r["width"]).spec()
+        assert r["flops_per_epoch"] == training_flops(spec, r["n_samples"])
+        assert r["slope"] == rows[0]["slope"]
+    assert (out / "figures" / "scaling.png").stat().st_size > 1000
+    # Every grid point is an ordinary job record, with its throughput.
+    records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert len(records) == 4 and all(r["status"] == "ok" for r in records)
+    assert all(r["train_gflops"] == pytest.approx(r["flops_per_epoch"] / r["epoch_time_s"] / 1e9) for r in records)
