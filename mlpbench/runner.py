@@ -9,6 +9,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 from .env import thread_env
 from .registry import PluginError, Registry
 from .spec import ModelSpec
+from .worker import SPLIT_CACHE_ENV
 from .store import FINISHED, ResultsStore
 
 DEFAULT_TIMEOUT_S = 600.0  # per job
@@ -138,8 +140,8 @@ class Worker:
     """A backend's worker subprocess and its JSON-lines pipe."""
 
     def __init__(self, choice: BackendChoice, backend_cls: type, threads: int, plugins: tuple[str, ...],
-                 log_path: Path) -> None:  # fmt: skip
-        env = {**os.environ, **thread_env(threads), **backend_cls.worker_env(dict(choice.options))}
+                 log_path: Path, extra_env: dict[str, str] | None = None) -> None:  # fmt: skip
+        env = {**os.environ, **thread_env(threads), **backend_cls.worker_env(dict(choice.options)), **(extra_env or {})}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env["PYTHONUNBUFFERED"] = "1"
         env["MLPBENCH_PARENT_PID"] = str(os.getpid())  # the worker ends itself when the runner is gone
@@ -269,6 +271,7 @@ class Runner:
     records: list[dict[str, Any]] = field(default_factory=list)
     _writing: bool = False  # a record is being written: a signal waits until it is on disk
     _pending_signal: str | None = None
+    _worker_env: dict[str, str] = field(default_factory=dict)  # what every worker of this run also gets
 
     def run(self, jobs: list[Job]) -> list[dict[str, Any]]:
         """Run every job not already finished in the store; return the new records."""
@@ -285,6 +288,9 @@ class Runner:
 
         for sig in previous:
             signal.signal(sig, interrupt)
+        # Workers share the run's data splits through this directory (see worker._SplitCache).
+        split_cache = tempfile.TemporaryDirectory(prefix="mlpbench-splits-")
+        self._worker_env = {SPLIT_CACHE_ENV: split_cache.name}
         try:
             by_backend: dict[str, list[Job]] = {}
             for job in pending:
@@ -294,6 +300,7 @@ class Runner:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            split_cache.cleanup()
         return self.records
 
     # ------------------------------------------------------------------ internals
@@ -358,7 +365,7 @@ class Runner:
                     n_workers += 1
                     log = self.store.path / "logs" / f"worker-{_safe(label)}-{n_workers}.log"
                     self.on_event("worker_start", {"backend": label})
-                    worker = Worker(choice, cls, self.threads, self.registry.plugin_files, log)
+                    worker = Worker(choice, cls, self.threads, self.registry.plugin_files, log, self._worker_env)
                     try:
                         ready = worker.receive(time.monotonic() + STARTUP_TIMEOUT_S)
                     except WorkerDied:

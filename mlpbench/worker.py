@@ -10,6 +10,7 @@ Messages out: {"type": "ready", ...} | {"type": "init_error", ...}, {"type": "ep
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -250,17 +251,49 @@ def execute(
     return record
 
 
-class _SplitCache:
-    """Splits per (task, params, seed), so several backends' jobs do not reload the data."""
+SPLIT_CACHE_ENV = "MLPBENCH_SPLIT_CACHE"
+_SPLIT_CACHE_MAX_BYTES = 64 * 2**20  # larger splits (the scaling task) are rebuilt by each worker
 
-    def __init__(self) -> None:
+
+class _SplitCache:
+    """Splits per (task, params, seed): in memory, and shared between a run's workers on disk.
+
+    The first worker that needs a split builds it and saves it as .npz in the run's cache
+    directory; the other workers read it instead of loading the data set again (and never
+    import scikit-learn for it).
+    """
+
+    def __init__(self, directory: str | None = None) -> None:
         self._cache: dict[str, Split] = {}
+        self.directory = directory
 
     def get(self, task: Task, seed: int) -> Split:
         key = json.dumps([task.name, task.config, seed], sort_keys=True, default=str)
         if key not in self._cache:
-            self._cache[key] = task.load(seed)
+            self._cache[key] = self._from_disk(key) or self._build(key, task, seed)
         return self._cache[key]
+
+    def _path(self, key: str) -> str | None:
+        if not self.directory:
+            return None
+        return os.path.join(self.directory, hashlib.sha1(key.encode()).hexdigest() + ".npz")
+
+    def _from_disk(self, key: str) -> Split | None:
+        path = self._path(key)
+        if not path or not os.path.exists(path):
+            return None
+        with np.load(path, allow_pickle=False) as data:
+            return Split(**{name: data[name] for name in data.files})
+
+    def _build(self, key: str, task: Task, seed: int) -> Split:
+        split = task.load(seed)
+        path = self._path(key)
+        arrays = vars(split)
+        if path and sum(a.nbytes for a in arrays.values()) <= _SPLIT_CACHE_MAX_BYTES:
+            tmp = f"{path}.{os.getpid()}.tmp.npz"
+            np.savez(tmp, **arrays)
+            os.replace(tmp, path)  # atomic: another worker never reads half a file
+        return split
 
 
 def _die_with_parent() -> None:
@@ -313,7 +346,7 @@ def main() -> None:
     send({"type": "ready", "import_s": time.perf_counter() - t0, "pid": os.getpid(), "versions": backend.versions(),
           "blas": blas})  # fmt: skip
 
-    splits = _SplitCache()
+    splits = _SplitCache(os.environ.get(SPLIT_CACHE_ENV))
     tasks: dict[str, Task] = {}
     for line in sys.stdin:
         message = json.loads(line)

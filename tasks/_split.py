@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
 
 from mlpbench import Split
 
@@ -18,6 +16,10 @@ def split_and_scale(X: np.ndarray, y: np.ndarray, seed: int, classification: boo
     Features are standardised with the training part's mean and deviation; regression
     targets too, so losses are in units of the training target's deviation.
     """
+    # Imported here, not at module level: listing tasks and starting workers stays cheap.
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y)
     strat = y if classification else None

@@ -6,11 +6,16 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from sklearn import datasets
 
 from mlpbench import ModelSpec, Split, Task
 
 from ._split import split_and_scale
+
+
+def _datasets():  # noqa: ANN202 - scikit-learn is imported when data is loaded, not when tasks are listed
+    from sklearn import datasets
+
+    return datasets
 
 
 class Digits(Task):
@@ -23,7 +28,7 @@ class Digits(Task):
     description = "1797 samples, 64 features, 10 classes"
 
     def load(self, seed: int) -> Split:
-        X, y = datasets.load_digits(return_X_y=True)
+        X, y = _datasets().load_digits(return_X_y=True)
         return split_and_scale(X, y, seed, classification=True)
 
     def spec(self) -> ModelSpec:
@@ -43,7 +48,7 @@ class BreastCancer(Task):
     description = "569 samples, 30 features, 2 classes"
 
     def load(self, seed: int) -> Split:
-        X, y = datasets.load_breast_cancer(return_X_y=True)
+        X, y = _datasets().load_breast_cancer(return_X_y=True)
         return split_and_scale(X, y, seed, classification=True)
 
     def spec(self) -> ModelSpec:
@@ -63,7 +68,7 @@ class Diabetes(Task):
     description = "442 samples, 10 features, regression"
 
     def load(self, seed: int) -> Split:
-        X, y = datasets.load_diabetes(return_X_y=True)
+        X, y = _datasets().load_diabetes(return_X_y=True)
         return split_and_scale(X, y, seed, classification=False)
 
     def spec(self) -> ModelSpec:
@@ -84,7 +89,7 @@ class Friedman(Task):
     description = "2000 samples, 10 features (5 informative), regression"
 
     def load(self, seed: int) -> Split:
-        X, y = datasets.make_friedman1(
+        X, y = _datasets().make_friedman1(
             n_samples=int(self.config["n_samples"]), noise=float(self.config["noise"]), random_state=seed
         )
         return split_and_scale(X, y, seed, classification=False)
@@ -113,7 +118,7 @@ class California(Task):
         return self.config["data_home"] or os.environ.get("SCIKIT_LEARN_DATA") or None
 
     def _fetch(self, download: bool) -> tuple[np.ndarray, np.ndarray]:
-        return datasets.fetch_california_housing(
+        return _datasets().fetch_california_housing(
             data_home=self._data_home(), download_if_missing=download, return_X_y=True
         )
 
@@ -121,7 +126,7 @@ class California(Task):
         try:
             self._fetch(download=False)
         except OSError:
-            home = datasets.get_data_home(self._data_home())
+            home = _datasets().get_data_home(self._data_home())
             return (
                 f"California housing is not cached in {home} and cannot be downloaded here; "
                 "run once where the network allows, or copy the cache there"

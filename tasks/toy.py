@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.datasets import make_moons
 
 from mlpbench import ModelSpec, Split, Task
 
@@ -44,6 +43,8 @@ class Moons(Task):
     description = "1000 points, 2 features, two noisy half moons"
 
     def load(self, seed: int) -> Split:
+        from sklearn.datasets import make_moons
+
         X, y = make_moons(n_samples=int(self.config["n_samples"]), noise=float(self.config["noise"]), random_state=seed)
         return split_and_scale(X, y, seed, classification=True)
 
