@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import os
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -75,12 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run a benchmark (the default command)",
-                         description="Run backends x tasks x seeds; results go to --out (default results/<timestamp>/).")  # fmt: skip
+    run = sub.add_parser(
+        "run", help="run a benchmark (the default command)",
+        description="Run backends x tasks x seeds; results go to --out (default results/<timestamp>/).",
+    )  # fmt: skip
     run.add_argument("--backends", default=None, metavar="LIST",
                      help="comma-separated backends, options in brackets: numpy,torch,keras[engine=jax] "
                           "(default: every installed backend)")  # fmt: skip
-    run.add_argument("--tasks", default=DEFAULT_TASKS, metavar="LIST", help=f"comma-separated tasks (default: {DEFAULT_TASKS})")
+    run.add_argument("--tasks", default=DEFAULT_TASKS, metavar="LIST",
+                     help=f"comma-separated tasks (default: {DEFAULT_TASKS})")  # fmt: skip
     run.add_argument("--seeds", default=DEFAULT_SEEDS, metavar="N|LIST",
                      help="a count (3 -> seeds 0,1,2) or an explicit list (0,5,9); default 3")  # fmt: skip
     run.add_argument("--epochs", type=_positive_int, default=None, help="override every task's epoch count")

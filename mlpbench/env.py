@@ -97,7 +97,7 @@ def matmul_gflops(threads: int, n: int = 1024, dtype: str = "float32", repeats: 
 def collect(threads: int, measure_peak: bool = True) -> dict[str, Any]:
     """Everything env.json records about this machine and run."""
     env: dict[str, Any] = {
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "hostname": platform.node(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],

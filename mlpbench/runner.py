@@ -19,8 +19,8 @@ from typing import Any
 from .env import thread_env
 from .registry import PluginError, Registry
 from .spec import ModelSpec
-from .worker import SPLIT_CACHE_ENV
 from .store import FINISHED, ResultsStore
+from .worker import SPLIT_CACHE_ENV, SplitCache
 
 DEFAULT_TIMEOUT_S = 600.0  # per job
 STARTUP_TIMEOUT_S = 180.0  # worker start-up: importing TensorFlow can take a while on a busy machine
@@ -288,9 +288,10 @@ class Runner:
 
         for sig in previous:
             signal.signal(sig, interrupt)
-        # Workers share the run's data splits through this directory (see worker._SplitCache).
+        # Workers share the run's data splits through this directory (see worker.SplitCache).
         split_cache = tempfile.TemporaryDirectory(prefix="mlpbench-splits-")
         self._worker_env = {SPLIT_CACHE_ENV: split_cache.name}
+        self._share_splits(pending, split_cache.name)
         try:
             by_backend: dict[str, list[Job]] = {}
             for job in pending:
@@ -304,6 +305,23 @@ class Runner:
         return self.records
 
     # ------------------------------------------------------------------ internals
+    def _share_splits(self, jobs: list[Job], directory: str) -> None:
+        """Build every split the plan needs once, here, so that no backend's worker pays for
+        loading data (time or memory) and every backend trains on the very same arrays."""
+        cache = SplitCache(directory)
+        seen = set()
+        for job in jobs:
+            key = json.dumps([job.task, job.task_params, job.seed], sort_keys=True, default=str)
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                task = self.registry.task(job.task)(**job.task_params)
+                if task.share_split and not task.unavailable():
+                    cache.share(task, job.seed)
+            except Exception:  # noqa: BLE001 - the worker loads it again and records the error with the job
+                continue
+
     def _finish(self, job: Job, record: dict[str, Any], worker_info: dict[str, Any] | None = None) -> None:
         full = {"id": job.id, "backend": job.backend, "backend_name": job.backend_name,
                 "backend_options": job.backend_options, "task": job.task, "task_params": job.task_params,

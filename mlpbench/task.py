@@ -47,6 +47,9 @@ class Task(ABC):
     #: Task parameters and their defaults (``--task-param key=value`` on the command line).
     params: ClassVar[dict[str, Any]] = {}
     description: ClassVar[str] = ""
+    #: Whether the runner builds the split once, before any worker starts, and shares it with
+    #: every worker. False for synthetic data that is cheaper to regenerate than to copy.
+    share_split: ClassVar[bool] = True
 
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.params)

@@ -255,7 +255,7 @@ SPLIT_CACHE_ENV = "MLPBENCH_SPLIT_CACHE"
 _SPLIT_CACHE_MAX_BYTES = 64 * 2**20  # larger splits (the scaling task) are rebuilt by each worker
 
 
-class _SplitCache:
+class SplitCache:
     """Splits per (task, params, seed): in memory, and shared between a run's workers on disk.
 
     The first worker that needs a split builds it and saves it as .npz in the run's cache
@@ -268,10 +268,21 @@ class _SplitCache:
         self.directory = directory
 
     def get(self, task: Task, seed: int) -> Split:
-        key = json.dumps([task.name, task.config, seed], sort_keys=True, default=str)
+        key = self._key(task, seed)
         if key not in self._cache:
             self._cache[key] = self._from_disk(key) or self._build(key, task, seed)
         return self._cache[key]
+
+    def share(self, task: Task, seed: int) -> None:
+        """Build the split and save it for the workers, without keeping it in memory here."""
+        key = self._key(task, seed)
+        path = self._path(key)
+        if path and not os.path.exists(path):
+            self._build(key, task, seed)
+
+    @staticmethod
+    def _key(task: Task, seed: int) -> str:
+        return json.dumps([task.name, task.config, seed], sort_keys=True, default=str)
 
     def _path(self, key: str) -> str | None:
         if not self.directory:
@@ -346,7 +357,7 @@ def main() -> None:
     send({"type": "ready", "import_s": time.perf_counter() - t0, "pid": os.getpid(), "versions": backend.versions(),
           "blas": blas})  # fmt: skip
 
-    splits = _SplitCache(os.environ.get(SPLIT_CACHE_ENV))
+    splits = SplitCache(os.environ.get(SPLIT_CACHE_ENV))
     tasks: dict[str, Task] = {}
     for line in sys.stdin:
         message = json.loads(line)

@@ -21,6 +21,7 @@ class Scaling(Task):
 
     name = "scaling"
     kind = "multiclass"
+    share_split = False  # up to 100,000 x 1024 floats: each worker regenerates it from the seed
     target_metric = "accuracy"
     target = 0.5
     params = {"n_samples": 10000, "n_features": 64, "width": 256, "depth": 2, "epochs": 3, "batch_size": 512}
