@@ -100,6 +100,11 @@ def _iqr_detail(row: dict[str, Any]) -> str:
     return "" if _missing(iqr) else f"IQR {fmt_g(iqr, 2)}"
 
 
+def _peak_detail(row: dict[str, Any]) -> str:
+    pct = row.get("gflops_pct")
+    return "" if _missing(pct) else f"{pct:.2g}% of peak"
+
+
 def _target_detail(row: dict[str, Any]) -> str:
     reached, n = row.get("ttt_reached", 0), row.get("n_ok", 0)
     if n and reached < n:
@@ -124,6 +129,9 @@ def task_columns(metric: str | None, loss_name: str | None) -> list[Column]:
         Column("ttt_s", "time to target s", "min", fmt_g, _target_detail,
                "training time until the validation metric first met the task's target, median over seeds that did"),
         Column("throughput", "predict samples/s", "max", fmt_int, tip="test-set prediction, best of 3, median"),
+        Column("gflops", "train GFLOP/s", "max", lambda v: fmt_g(v, 3), _peak_detail,
+               "achieved training throughput: analytic FLOPs of forward + backward per epoch / steady-state "
+               "epoch time, median; % of the machine's measured matmul peak below it"),
         Column("peak_mb", "peak memory MB", "min", fmt_int, tip="peak resident memory of the worker during the job"),
         Column("jobs", "jobs", None, str, tip="jobs by status"),
     ]  # fmt: skip
@@ -141,6 +149,8 @@ COLUMN_NOTES = [
     ("time to target s", "training time until the validation metric first met the task's target; the median "
      "over the seeds that reached it, with how many did when not all"),
     ("predict samples/s", "test-set prediction throughput, best of 3 calls"),
+    ("train GFLOP/s", "analytic FLOPs of training (forward + backward matmuls) per epoch divided by the "
+     "steady-state epoch time; the percentage compares it with the machine's measured float32 matmul peak"),
     ("peak memory MB", "peak resident memory of the worker process during the job (includes the framework)"),
     ("jobs", "jobs by status; anything but ok is explained under “Jobs that did not finish”"),
 ]  # fmt: skip
@@ -153,7 +163,8 @@ def _status_counts(statuses: pd.Series) -> str:
     return " · ".join(f"{counts[k]} {k}" for k in keys)
 
 
-def task_rows(runs: pd.DataFrame, curves: pd.DataFrame, backends: list[str]) -> list[dict[str, Any]]:
+def task_rows(runs: pd.DataFrame, curves: pd.DataFrame, backends: list[str],
+              peak_gflops: float | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """One row of numbers per backend for one task (runs and curves already restricted to the task)."""
     rows = []
     metric = _task_metric(runs)
@@ -182,8 +193,11 @@ def task_rows(runs: pd.DataFrame, curves: pd.DataFrame, backends: list[str]) -> 
             "ttt_s": _median(ttt), "ttt_reached": int(ttt.notna().sum()),
             "throughput": _median(_num(ok, "predict_throughput")),
             "peak_mb": _median(_num(ok, "peak_rss_mb")),
+            "gflops": _median(_num(ok, "train_gflops")),
             "jobs": _status_counts(g["status"]),
         })  # fmt: skip
+        if peak_gflops and not _missing(rows[-1]["gflops"]):
+            rows[-1]["gflops_pct"] = 100.0 * rows[-1]["gflops"] / peak_gflops
     return rows
 
 
@@ -257,6 +271,7 @@ class Report:
     sections: list[TaskSection]
     parity: list[dict[str, Any]] | None
     problems: list[dict[str, Any]]
+    scaling: list[dict[str, Any]] | None = None  # scaling.json, written by `run_bench.py scaling`
 
     def __repr__(self) -> str:
         return f"Report({self.path}: {len(self.tasks)} tasks, {len(self.backends)} backends)"
@@ -362,7 +377,7 @@ def build(path: str | Path, figures: bool = True) -> Report:
         metric = _task_metric(t_runs)
         loss_name = next((r["spec"].get("loss") for r in t_records if r.get("spec")), None)
         columns = task_columns(metric, loss_name)
-        rows = task_rows(t_runs, t_curves, t_backends)
+        rows = task_rows(t_runs, t_curves, t_backends, (results.env or {}).get("matmul_gflops"))
         section = TaskSection(task=task, metric=metric, columns=columns, rows=rows,
                               best={c.key: best_backends(rows, c) for c in columns}, setup=_setup_line(t_records),
                               glance=_glance(task, rows, metric))  # fmt: skip
@@ -370,8 +385,24 @@ def build(path: str | Path, figures: bool = True) -> Report:
             section.figures = _task_figures(figs, task, t_runs, t_curves, t_records, rows, t_backends, palette,
                                             metric, loss_name, fig_dir)  # fmt: skip
         sections.append(section)
+    scaling_path = store.path / SCALING_FILE
+    scaling = json.loads(scaling_path.read_text(encoding="utf-8")) if scaling_path.is_file() else None
     return Report(path=store.path, results=results, records=records, backends=backends, tasks=tasks,
-                  sections=sections, parity=parity, problems=problems)  # fmt: skip
+                  sections=sections, parity=parity, problems=problems, scaling=scaling)  # fmt: skip
+
+
+SCALING_FILE, SCALING_FIGURE = "scaling.json", "figures/scaling.png"
+SCALING_COLUMNS = ["backend", "samples", "width", "GFLOP/epoch", "epoch time s", "train GFLOP/s", "% of peak",
+                   "log-log slope"]  # fmt: skip
+
+
+def scaling_cells(row: dict[str, Any]) -> list[str]:
+    """Display strings of one scaling.json entry."""
+    pct = row.get("fraction_of_peak")
+    return [str(row.get("backend")), f"{row.get('n_samples', 0):,}", str(row.get("width")),
+            fmt_g((row.get("flops_per_epoch") or 0) / 1e9, 3), fmt_g(row.get("epoch_time_s"), 3),
+            fmt_g(row.get("gflops"), 3), DASH if _missing(pct) else f"{100 * pct:.3g}",
+            fmt_g(row.get("slope"), 3)]  # fmt: skip
 
 
 def _task_figures(figs: Any, task: str, runs: pd.DataFrame, curves: pd.DataFrame, records: list[dict[str, Any]],
@@ -604,6 +635,12 @@ def render_markdown(report: Report) -> str:
         else:
             out.append("parity.json holds no entries.")
         out.append("")
+    if report.scaling:
+        out += ["## Scaling: epoch time against work", ""]
+        if (report.path / SCALING_FIGURE).is_file():
+            out += [f"![epoch time against work]({SCALING_FIGURE})", ""]
+        out += [md_table(SCALING_COLUMNS, [[md_text(c) for c in scaling_cells(r)] for r in report.scaling],
+                         ["l"] + ["r"] * (len(SCALING_COLUMNS) - 1)), ""]  # fmt: skip
     out += ["## Jobs that did not finish", ""]
     if report.problems:
         out.append(md_table(["backend", "task", "seed", "status", "reason"],
@@ -805,6 +842,15 @@ def render_html(report: Report) -> str:
             )
         else:
             body.append("<p>parity.json holds no entries.</p>")
+        body.append("</section>")
+
+    if report.scaling:
+        body.append('<section id="scaling"><h2>Scaling: epoch time against work</h2>')
+        if (report.path / SCALING_FIGURE).is_file():
+            body.append(f"<figure>{_img(report.path / SCALING_FIGURE, 'epoch time against work')}</figure>")
+        body.append(_html_table([(h, "" if h == "backend" else "num", "") for h in SCALING_COLUMNS],
+                                [[(e(c), "" if i == 0 else "num") for i, c in enumerate(scaling_cells(r))]
+                                 for r in report.scaling]))  # fmt: skip
         body.append("</section>")
 
     body.append('<section id="problems"><h2>Jobs that did not finish</h2>')

@@ -90,3 +90,12 @@ def test_scaling_command_runs_a_grid_and_writes_table_json_and_figure(tmp_path, 
     records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
     assert len(records) == 4 and all(r["status"] == "ok" for r in records)
     assert all(r["train_gflops"] == pytest.approx(r["flops_per_epoch"] / r["epoch_time_s"] / 1e9) for r in records)
+    # The run's report shows the sweep: the figure and one table row per grid point.
+    md = (out / "report.md").read_text()
+    assert "## Scaling: epoch time against work" in md and "](figures/scaling.png)" in md
+    assert md.count("| numpy | 600 |") == 2
+    html_text = (out / "report.html").read_text()
+    scaling_section = html_text.split('<section id="scaling">', 1)[1].split("</section>", 1)[0]
+    assert "data:image/png;base64," in scaling_section
+    # ...and every task table gives the achieved GFLOP/s with its share of the machine's peak.
+    assert "train GFLOP/s" in md and "% of peak" in md
