@@ -15,7 +15,7 @@ from . import env as envmod
 from .parity import add_parity_parser, cmd_parity
 from .registry import PluginError, Registry, discover
 from .report import cmd_report, write_reports
-from .runner import DEFAULT_TIMEOUT_S, Interrupted, Runner, expand_seeds, make_plan, parse_backend_list
+from .runner import DEFAULT_TIMEOUT_S, expand_seeds, make_plan, parse_backend_list, run_with_progress
 from .scaling import add_parser as add_scaling_parser
 from .scaling import cmd_scaling
 from .store import CONFIG_FILE, ENV_FILE, ResultsStore, export_csv
@@ -277,17 +277,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not (store.path / ENV_FILE).exists():
         store.write_json(ENV_FILE, envmod.collect(args.threads))
 
-    from .progress import Progress
-
-    progress = Progress(enabled=not args.no_progress)
-    runner = Runner(registry=registry, store=store, threads=args.threads, timeout_s=args.timeout,
-                    on_event=progress.event)  # fmt: skip
-    interrupted = None
-    with progress:
-        try:
-            runner.run(jobs)
-        except Interrupted as exc:
-            interrupted = str(exc)
+    records, interrupted = run_with_progress(registry, store, jobs, args.threads, args.timeout, not args.no_progress)
     export_csv(store)
     _after_run(store)
     from .summary import print_summary
@@ -298,7 +288,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"Continue with: python run_bench.py run --resume {store.path}", file=sys.stderr)  # fmt: skip
         return EXIT_INTERRUPTED
     print(f"\nResults: {store.path}")
-    bad = [r for r in runner.records if r.get("status") in BAD_STATUSES]
+    bad = [r for r in records if r.get("status") in BAD_STATUSES]
     return EXIT_FAILED_JOBS if bad else EXIT_OK
 
 

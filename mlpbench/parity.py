@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .registry import PluginError, Registry, discover
-from .runner import Job, Runner, parse_backend_list
+from .runner import Job, parse_backend_list, run_with_progress
 from .spec import OPTIMIZERS
 from .store import ResultsStore
 
@@ -214,8 +214,6 @@ def add_parity_parser(sub: Any) -> None:
 def cmd_parity(args: argparse.Namespace) -> int:
     """Run the parity jobs, print the table, write DIR/parity.json (and --json FILE)."""
     from .cli import EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK, UsageError
-    from .progress import Progress
-    from .runner import Interrupted
 
     try:
         registry = discover(args.plugin)
@@ -265,17 +263,12 @@ def cmd_parity(args: argparse.Namespace) -> int:
                                      "epochs": args.epochs, "seed": args.seed, "threads": args.threads,
                                      "argv": sys.argv[1:]})  # fmt: skip
 
-    progress = Progress(enabled=not args.no_progress)
-    runner = Runner(registry=registry, store=store, threads=args.threads, timeout_s=args.timeout,
-                    on_event=progress.event)  # fmt: skip
-    with progress:
-        try:
-            runner.run(jobs)
-        except Interrupted as exc:
-            print(f"\nInterrupted by {exc}; no parity written.", file=sys.stderr)
-            return EXIT_INTERRUPTED
+    records, interrupted = run_with_progress(registry, store, jobs, args.threads, args.timeout, not args.no_progress)
+    if interrupted:
+        print(f"\nInterrupted by {interrupted}; no parity written.", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
-    rows = compare(runner.records, registry)
+    rows = compare(records, registry)
     print(
         f"\nParity against {REFERENCE} (float64, dropout 0, {args.epochs} epochs, seed {args.seed}); "
         "relative difference = max|a-b| / max|numpy| over the per-epoch train loss and the final weights\n"
@@ -288,5 +281,5 @@ def cmd_parity(args: argparse.Namespace) -> int:
     print(f"\nWritten: {out / PARITY_FILE}" + (f" and {args.json}" if args.json else ""))
     bad = ("error", "crashed", "timeout", "diverged", "no_reference")
     failed = [r for r in rows if r["within_target"] is False or r["status"] in bad]
-    ref_failed = [r for r in runner.records if r["backend"] == REFERENCE and r.get("status") != "ok"]
+    ref_failed = [r for r in records if r["backend"] == REFERENCE and r.get("status") != "ok"]
     return EXIT_FAILED_JOBS if failed or ref_failed else EXIT_OK

@@ -442,6 +442,22 @@ def _partial(curve: list[dict[str, Any]]) -> dict[str, Any]:
     return {"curve": curve, "epochs_run": len(curve)}
 
 
+def run_with_progress(registry: Registry, store: ResultsStore, jobs: list[Job], threads: int, timeout_s: float,
+                      show_progress: bool = True) -> tuple[list[dict[str, Any]], str | None]:
+    """Run `jobs` with the live progress display; return the new records and the signal that
+    interrupted the run (None when it finished)."""
+    from .progress import Progress
+
+    progress = Progress(enabled=show_progress)
+    runner = Runner(registry=registry, store=store, threads=threads, timeout_s=timeout_s, on_event=progress.event)
+    with progress:
+        try:
+            runner.run(jobs)
+        except Interrupted as exc:
+            return runner.records, str(exc)
+    return runner.records, None
+
+
 def _safe(label: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
 

@@ -23,7 +23,7 @@ import numpy as np
 from . import env as envmod
 from .flops import training_flops
 from .registry import PluginError, discover
-from .runner import DEFAULT_TIMEOUT_S, Interrupted, Runner, make_plan, parse_backend_list
+from .runner import DEFAULT_TIMEOUT_S, make_plan, parse_backend_list, run_with_progress
 from .spec import ModelSpec
 from .store import CONFIG_FILE, ENV_FILE, ResultsStore, export_csv
 
@@ -191,7 +191,6 @@ def print_table(rows: list[dict[str, Any]], slopes: dict[str, float], peak: floa
 def cmd_scaling(args: argparse.Namespace) -> int:
     """Run the grid through the Runner, then print the table and write scaling.json and the figure."""
     from .cli import BAD_STATUSES, EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK, UsageError, _after_run
-    from .progress import Progress
 
     try:
         registry = discover(args.plugin)
@@ -234,15 +233,7 @@ def cmd_scaling(args: argparse.Namespace) -> int:
     env = envmod.collect(args.threads)
     store.write_json(ENV_FILE, env)
 
-    progress = Progress(enabled=not args.no_progress)
-    runner = Runner(registry=registry, store=store, threads=args.threads, timeout_s=args.timeout,
-                    on_event=progress.event)  # fmt: skip
-    interrupted = None
-    with progress:
-        try:
-            runner.run(jobs)
-        except Interrupted as exc:
-            interrupted = str(exc)
+    records, interrupted = run_with_progress(registry, store, jobs, args.threads, args.timeout, not args.no_progress)
     export_csv(store)
     peak = env.get("matmul_gflops")
     rows = scaling_rows(store.records(), peak)
@@ -257,7 +248,7 @@ def cmd_scaling(args: argparse.Namespace) -> int:
         print(f"\nInterrupted by {interrupted}. Every finished job is saved in {store.path}.")
         return EXIT_INTERRUPTED
     print(f"Results: {store.path}")
-    bad = [r for r in runner.records if r.get("status") in BAD_STATUSES]
+    bad = [r for r in records if r.get("status") in BAD_STATUSES]
     for r in bad:
         print(f"  {r['id']}: {r['status']}: {str(r.get('error')).splitlines()[0] if r.get('error') else ''}")
     return EXIT_FAILED_JOBS if bad else EXIT_OK
