@@ -124,17 +124,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ----------------------------------------------------------------------------- run
+def backend_choices(text: str | None, registry: Registry, keep_broken: bool = True) -> list:
+    """The backends named by --backends, or every installed one when it is not given.
+
+    With `keep_broken`, an installed plugin whose import fails stays in the default list, so its
+    jobs are recorded as errors instead of silently left out.
+    """
+    if text is None:
+        names = [n for n, e in sorted(registry.backends.items())
+                 if (e.cls is None and keep_broken)
+                 or (e.cls is not None and not e.cls.missing_requirements())]  # fmt: skip
+        return parse_backend_list(",".join(names))
+    try:
+        return parse_backend_list(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def _resolve_plan(args: argparse.Namespace, registry: Registry) -> tuple[list, dict[str, Any]]:
-    if args.backends is None:
-        # A plugin whose import fails is kept: its jobs are recorded as errors, not silently left out.
-        names = [n for n, e in sorted(registry.backends.items()) if e.cls is None
-                 or not e.cls.missing_requirements()]  # fmt: skip
-        backends = parse_backend_list(",".join(names))
-    else:
-        try:
-            backends = parse_backend_list(args.backends)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from exc
+    backends = backend_choices(args.backends, registry)
     if not backends:
         raise UsageError("no backend to run: name at least one with --backends")
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]

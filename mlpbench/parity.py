@@ -213,21 +213,13 @@ def add_parity_parser(sub: Any) -> None:
 
 def cmd_parity(args: argparse.Namespace) -> int:
     """Run the parity jobs, print the table, write DIR/parity.json (and --json FILE)."""
-    from .cli import EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK, UsageError
+    from .cli import EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK, UsageError, backend_choices
 
     try:
         registry = discover(args.plugin)
     except PluginError as exc:
         raise UsageError(str(exc)) from exc
-    if args.backends is None:
-        names = [n for n, e in sorted(registry.backends.items()) if e.cls is not None
-                 and not e.cls.missing_requirements()]  # fmt: skip
-        backends = parse_backend_list(",".join(names))
-    else:
-        try:
-            backends = parse_backend_list(args.backends)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from exc
+    backends = backend_choices(args.backends, registry, keep_broken=False)
     for b in backends:
         if b.name not in registry.backends:
             raise UsageError(f"unknown backend {b.name!r}; valid backends: {', '.join(sorted(registry.backends))}")

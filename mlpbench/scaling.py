@@ -23,7 +23,7 @@ import numpy as np
 from . import env as envmod
 from .flops import training_flops
 from .registry import PluginError, discover
-from .runner import DEFAULT_TIMEOUT_S, make_plan, parse_backend_list, run_with_progress
+from .runner import DEFAULT_TIMEOUT_S, make_plan, run_with_progress
 from .spec import ModelSpec
 from .store import CONFIG_FILE, ENV_FILE, ResultsStore, export_csv
 
@@ -190,7 +190,7 @@ def print_table(rows: list[dict[str, Any]], slopes: dict[str, float], peak: floa
 
 def cmd_scaling(args: argparse.Namespace) -> int:
     """Run the grid through the Runner, then print the table and write scaling.json and the figure."""
-    from .cli import BAD_STATUSES, EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK, UsageError, _after_run
+    from .cli import BAD_STATUSES, EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK, UsageError, _after_run, backend_choices
 
     try:
         registry = discover(args.plugin)
@@ -198,12 +198,7 @@ def cmd_scaling(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     if TASK not in registry.tasks:
         raise UsageError(f"task {TASK!r} is not registered (reinstall: pip install -e .)")
-    if args.backends is None:
-        names = [n for n, e in sorted(registry.backends.items()) if e.cls is not None
-                 and not e.cls.missing_requirements()]  # fmt: skip
-        backends = parse_backend_list(",".join(names))
-    else:
-        backends = parse_backend_list(args.backends)
+    backends = backend_choices(args.backends, registry, keep_broken=False)
     for b in backends:
         if b.name not in registry.backends:
             raise UsageError(f"unknown backend {b.name!r}; valid backends: {', '.join(sorted(registry.backends))}")
