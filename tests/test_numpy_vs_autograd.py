@@ -10,6 +10,7 @@ import itertools
 
 import numpy as np
 import pytest
+from _helpers import random_problem
 
 from backends.numpy_mlp import NumpyMLP
 from mlpbench import ModelSpec
@@ -25,15 +26,7 @@ TOLERANCE = 1e-12
 
 
 def _problem(loss: str, n: int = 9, n_in: int = 5, n_out: int = 3, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, n_in))
-    if loss == "cross_entropy":
-        y = rng.integers(0, n_out, n)
-    elif loss == "binary_cross_entropy":
-        y, n_out = rng.integers(0, 2, n), 1
-    else:
-        y = rng.standard_normal((n, n_out))
-    return X, y, n_out
+    return random_problem(loss, n=n, n_in=n_in, n_out=n_out, seed=seed)
 
 
 def _autograd(spec: ModelSpec, weights, X: np.ndarray, y: np.ndarray):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _helpers import random_problem, weights_rel_diff
 
 from backends.numpy_mlp import NumpyMLP
 from backends.sklearn_mlp import SklearnMLP
@@ -22,20 +23,11 @@ PROBLEMS = [("binary_cross_entropy", 1), ("cross_entropy", 3), ("mse", 1), ("mse
 
 
 def _data(loss: str, n_out: int, n: int = 50, n_in: int = 5, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, n_in))
-    if loss == "cross_entropy":
-        return X, rng.integers(0, n_out, n)
-    if loss == "binary_cross_entropy":
-        return X, rng.integers(0, 2, n)
-    return X, rng.standard_normal((n, n_out))
+    X, y, _ = random_problem(loss, n=n, n_in=n_in, n_out=n_out, seed=seed)
+    return X, y
 
 
-def _rel(a, b) -> float:
-    """max|a - b| / max|b| over lists of (W, b) pairs: the parity check's measure."""
-    a = np.concatenate([np.ravel(x) for pair in a for x in pair])
-    b = np.concatenate([np.ravel(x) for pair in b for x in pair])
-    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+_rel = weights_rel_diff
 
 
 def _pair(spec: ModelSpec, loop: str, seed: int = 2) -> tuple[NumpyMLP, SklearnMLP]:

@@ -7,6 +7,7 @@ import itertools
 
 import numpy as np
 import pytest
+from _helpers import random_problem, weights_rel_diff
 
 from backends.numpy_mlp import NumpyMLP
 from backends.torch_mlp import TorchMLP
@@ -28,21 +29,8 @@ def backend_factory():
     return make
 
 
-def _data(loss: str, n: int = 50, n_in: int = 5, n_out: int = 3, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, n_in))
-    if loss == "cross_entropy":
-        return X, rng.integers(0, n_out, n), n_out
-    if loss == "binary_cross_entropy":
-        return X, rng.integers(0, 2, n), 1
-    return X, rng.standard_normal((n, n_out)), n_out
-
-
-def _rel(a, b) -> float:
-    """max|a - b| / max|b| over lists of (W, b) pairs: the parity check's measure."""
-    a = np.concatenate([np.ravel(x) for pair in a for x in pair])
-    b = np.concatenate([np.ravel(x) for pair in b for x in pair])
-    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+_data = random_problem
+_rel = weights_rel_diff
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
