@@ -272,6 +272,7 @@ class Runner:
     _writing: bool = False  # a record is being written: a signal waits until it is on disk
     _pending_signal: str | None = None
     _worker_env: dict[str, str] = field(default_factory=dict)  # what every worker of this run also gets
+    _unavailable: dict[str, str | None] = field(default_factory=dict)  # per task and parameters, asked once a run
 
     def run(self, jobs: list[Job]) -> list[dict[str, Any]]:
         """Run every job not already finished in the store; return the new records."""
@@ -305,6 +306,13 @@ class Runner:
         return self.records
 
     # ------------------------------------------------------------------ internals
+    def _task_unavailable(self, job: Job) -> str | None:
+        """The task's `unavailable()` reason, asked once per task and parameters: it may read a whole data set."""
+        key = json.dumps([job.task, job.task_params], sort_keys=True, default=str)
+        if key not in self._unavailable:
+            self._unavailable[key] = self.registry.task(job.task)(**job.task_params).unavailable()
+        return self._unavailable[key]
+
     def _share_splits(self, jobs: list[Job], directory: str) -> None:
         """Build every split the plan needs once, here, so that no backend's worker pays for
         loading data (time or memory) and every backend trains on the very same arrays."""
@@ -317,7 +325,7 @@ class Runner:
             seen.add(key)
             try:
                 task = self.registry.task(job.task)(**job.task_params)
-                if task.share_split and not task.unavailable():
+                if task.share_split and not self._task_unavailable(job):
                     cache.share(task, job.seed)
             except Exception:  # noqa: BLE001 - the worker loads it again and records the error with the job
                 continue
@@ -354,12 +362,8 @@ class Runner:
         # What can be decided without a worker is decided here: no framework import for nothing.
         backend = cls(**dict(choice.options))
         runnable = []
-        unavailable: dict[str, str | None] = {}  # per task and parameters: asking may read a whole data set
         for job in jobs:
-            key = json.dumps([job.task, job.task_params], sort_keys=True)
-            if key not in unavailable:
-                unavailable[key] = self.registry.task(job.task)(**job.task_params).unavailable()
-            why = unavailable[key]
+            why = self._task_unavailable(job)
             if why:
                 self._finish(job, {"status": "unavailable", "error": why})
                 continue
