@@ -157,9 +157,6 @@ class KerasMLP(Backend):
             out.update(_engine_versions(engine))
         return out
 
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "engine_versions": _engine_versions(self.config["engine"])}
-
     def skip(self, spec: ModelSpec) -> str | None:
         engine = self.config["engine"]
         if importlib.util.find_spec(engine) is None:

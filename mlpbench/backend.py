@@ -136,10 +136,6 @@ class Backend(ABC):
     def sync(self) -> None:
         """Wait for queued device work (GPU backends); called before a clock is read."""
 
-    def describe(self) -> dict[str, Any]:
-        """What to record about this backend with each result."""
-        return {"options": dict(self.config), "versions": self.versions()}
-
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
         return f"{type(self).__name__}({opts})"

@@ -9,23 +9,17 @@ final weights, where relative difference = ``max|a - b| / max(max|b|, tiny)``.
 
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
-import json
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .registry import PluginError, Registry, discover
-from .runner import Job, parse_backend_list, run_with_progress
+from .registry import Registry
+from .plan import Job
 from .spec import OPTIMIZERS
 from .store import ResultsStore
 
 REFERENCE = "numpy"
 PARITY_FILE = "parity.json"  # in the results directory; the report reads it from there
-DEFAULT_TASKS = "xor,digits,diabetes"
 DEFAULT_OPTIMIZERS = ",".join(OPTIMIZERS)
 DEFAULT_EPOCHS = 5
 _TINY = np.finfo(np.float64).tiny
@@ -168,110 +162,3 @@ def plan(registry: Registry, backends: list, tasks: list[str], optimizers: list[
                                 task=task_name, task_params={}, seed=seed, spec=spec.to_dict(),
                                 return_weights=True))  # fmt: skip
     return jobs
-
-
-def add_parity_parser(sub: Any) -> None:
-    """The ``parity`` sub-command's arguments."""
-    from .cli import DEFAULT_THREADS, _add_plugin_arg, _positive_int, parse_duration
-
-    p = sub.add_parser(
-        "parity", help="check every backend against the NumPy backend (same weights, same batches, float64)",
-        description="Train every backend from identical initial weights on identical batches in float64 with "
-        "dropout 0, once per optimizer, and report the largest relative difference from the NumPy backend of the "
-        "per-epoch training loss and of the final weights (max|a-b| / max|numpy|). Exit status 1 when a row "
-        "misses its target or a job fails.",
-    )  # fmt: skip
-    p.add_argument(
-        "--backends",
-        default=None,
-        metavar="LIST",
-        help="backends to check (default: every installed backend); numpy is always run as the reference",
-    )
-    p.add_argument(
-        "--tasks", default=DEFAULT_TASKS, metavar="LIST", help=f"comma-separated tasks (default: {DEFAULT_TASKS})"
-    )
-    p.add_argument(
-        "--optimizers",
-        default=DEFAULT_OPTIMIZERS,
-        metavar="LIST",
-        help=f"comma-separated optimizers (default: {DEFAULT_OPTIMIZERS})",
-    )
-    p.add_argument(
-        "--epochs", type=_positive_int, default=DEFAULT_EPOCHS, help=f"epochs per job (default {DEFAULT_EPOCHS})"
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights, batches and split (default 0)")
-    p.add_argument("--json", default=None, metavar="FILE", help="also write the rows as a JSON list to FILE")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help=f"results directory for {PARITY_FILE} (may be a run's directory, so its report shows parity); "
-                        "the parity jobs' records and logs go to DIR/parity/, replaced on each check "
-                        "(default results/parity-<timestamp>)")  # fmt: skip
-    p.add_argument("--threads", type=_positive_int, default=DEFAULT_THREADS, help="threads per worker")
-    p.add_argument("--timeout", type=parse_duration, default=600.0, metavar="DURATION", help="per-job time limit")
-    p.add_argument("--no-progress", action="store_true", help="no live progress display, one line per job")
-    _add_plugin_arg(p)
-
-
-def cmd_parity(args: argparse.Namespace) -> int:
-    """Run the parity jobs, print the table, write DIR/parity.json (and --json FILE)."""
-    from .cli import EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK, UsageError, backend_choices
-
-    try:
-        registry = discover(args.plugin)
-    except PluginError as exc:
-        raise UsageError(str(exc)) from exc
-    backends = backend_choices(args.backends, registry, keep_broken=False)
-    for b in backends:
-        if b.name not in registry.backends:
-            raise UsageError(f"unknown backend {b.name!r}; valid backends: {', '.join(sorted(registry.backends))}")
-        try:
-            registry.backend(b.name)(**dict(b.options))
-        except (ValueError, PluginError) as exc:
-            raise UsageError(str(exc)) from exc
-    if REFERENCE not in [b.label for b in backends]:
-        backends = [*parse_backend_list(REFERENCE), *backends]
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    for t in tasks:
-        if t not in registry.tasks:
-            raise UsageError(f"unknown task {t!r}; valid tasks: {', '.join(sorted(registry.tasks))}")
-    optimizers = [o.strip() for o in args.optimizers.split(",") if o.strip()]
-    for o in optimizers:
-        if o not in OPTIMIZERS:
-            raise UsageError(f"unknown optimizer {o!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
-    if not tasks or not optimizers:
-        raise UsageError("name at least one task and one optimizer")
-    try:
-        jobs = plan(registry, backends, tasks, optimizers, args.epochs, args.seed)
-    except (ValueError, PluginError) as exc:
-        raise UsageError(str(exc)) from exc
-
-    out = Path(args.out or Path("results") / _dt.datetime.now().strftime("parity-%Y%m%d-%H%M%S"))
-    store = _ParityStore(out / "parity")
-    try:
-        store.create()
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    store.runs_path.unlink(missing_ok=True)  # a fresh check, never a resumed one
-    store.write_json("config.json", {"backends": [b.label for b in backends], "tasks": tasks, "optimizers": optimizers,
-                                     "epochs": args.epochs, "seed": args.seed, "threads": args.threads,
-                                     "argv": sys.argv[1:]})  # fmt: skip
-
-    records, interrupted = run_with_progress(registry, store, jobs, args.threads, args.timeout, not args.no_progress)
-    if interrupted:
-        print(f"\nInterrupted by {interrupted}; no parity written.", file=sys.stderr)
-        return EXIT_INTERRUPTED
-
-    rows = compare(records, registry)
-    print(
-        f"\nParity against {REFERENCE} (float64, dropout 0, {args.epochs} epochs, seed {args.seed}); "
-        "relative difference = max|a-b| / max|numpy| over the per-epoch train loss and the final weights\n"
-    )
-    print(format_table(rows))
-    text = json.dumps(rows, indent=2)
-    (out / PARITY_FILE).write_text(text + "\n", encoding="utf-8")
-    if args.json:
-        Path(args.json).write_text(text + "\n", encoding="utf-8")
-    print(f"\nWritten: {out / PARITY_FILE}" + (f" and {args.json}" if args.json else ""))
-    bad = ("error", "crashed", "timeout", "diverged", "no_reference")
-    failed = [r for r in rows if r["within_target"] is False or r["status"] in bad]
-    ref_failed = [r for r in records if r["backend"] == REFERENCE and r.get("status") != "ok"]
-    return EXIT_FAILED_JOBS if failed or ref_failed else EXIT_OK

@@ -13,19 +13,13 @@ below 1 means fixed per-step costs (Python, framework dispatch) dominate the sma
 
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import env as envmod
 from .flops import training_flops
-from .registry import PluginError, discover
-from .runner import DEFAULT_TIMEOUT_S, make_plan, run_with_progress
 from .spec import ModelSpec
-from .store import CONFIG_FILE, ENV_FILE, ResultsStore, export_csv
 
 TASK = "scaling"
 SCALING_FILE = "scaling.json"
@@ -36,47 +30,6 @@ QUICK_SAMPLES = (1_000, 10_000)
 QUICK_WIDTHS = (64, 256)
 #: Above this many FLOPs per epoch a grid point trains 2 epochs (one warm-up, one timed), not 3.
 BIG_EPOCH_FLOPS = 1e11
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(float(v)) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated numbers like 1000,1e4") from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected positive numbers")
-    return values
-
-
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """The ``scaling`` sub-command's arguments."""
-    from .cli import DEFAULT_THREADS, _add_plugin_arg, _positive_int, parse_duration
-
-    p = sub.add_parser(
-        "scaling", help="time per epoch against work (FLOPs) over a grid of sizes of the synthetic task",
-        description="Train every backend on the synthetic 'scaling' task over a grid of training-set sizes x hidden "
-        "widths; print time per epoch against FLOPs per epoch with the fitted log-log slope per backend, and write "
-        f"{SCALING_FILE} and {FIGURE} to the results directory.",
-    )  # fmt: skip
-    p.add_argument("--backends", default=None, metavar="LIST", help="comma-separated backends (default: all installed)")
-    p.add_argument("--samples", type=_int_list, default=None, metavar="LIST",
-                   help=f"training-set sizes (default {','.join(map(str, SAMPLES))})")  # fmt: skip
-    p.add_argument("--widths", type=_int_list, default=None, metavar="LIST",
-                   help=f"hidden-layer widths (default {','.join(map(str, WIDTHS))})")  # fmt: skip
-    p.add_argument("--features", type=_positive_int, default=64, help="input features (default 64)")
-    p.add_argument("--depth", type=_positive_int, default=2, help="hidden layers (default 2)")
-    p.add_argument("--batch-size", type=_positive_int, default=512, help="mini-batch size (default 512)")
-    p.add_argument("--quick", action="store_true",
-                   help=f"the small corner only: samples {','.join(map(str, QUICK_SAMPLES))} x widths "
-                        f"{','.join(map(str, QUICK_WIDTHS))}")  # fmt: skip
-    p.add_argument("--threads", type=_positive_int, default=DEFAULT_THREADS,
-                   help=f"threads per worker (default {DEFAULT_THREADS})")  # fmt: skip
-    p.add_argument("--timeout", type=parse_duration, default=DEFAULT_TIMEOUT_S, metavar="DURATION",
-                   help="per-job time limit (default 10m)")  # fmt: skip
-    p.add_argument("--out", default=None, metavar="DIR", help="results directory (default results/scaling-<timestamp>)")
-    p.add_argument("--no-progress", action="store_true", help="no live progress display")
-    _add_plugin_arg(p)
-    return p
 
 
 def grid(samples: list[int], widths: list[int], features: int, depth: int, batch_size: int) -> list[dict[str, int]]:
@@ -131,7 +84,7 @@ def draw(rows: list[dict[str, Any]], slopes: dict[str, float], path: Path) -> Pa
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from .figures import _STYLE, colours, text
+    from .report.figures import _STYLE, colours, text
 
     backends = list(dict.fromkeys(r["backend"] for r in rows))
     palette = colours(backends)
@@ -186,64 +139,3 @@ def print_table(rows: list[dict[str, Any]], slopes: dict[str, float], peak: floa
         slope = f"slope {slopes[backend]:.2f}" if backend in slopes else "slope n/a (one size)"
         console.print(f"  {backend:<10} log-log {slope}; best {best['gflops']:.3g} GFLOP/s at "
                       f"{best['n_samples']:,} samples x width {best['width']}")  # fmt: skip
-
-
-def cmd_scaling(args: argparse.Namespace) -> int:
-    """Run the grid through the Runner, then print the table and write scaling.json and the figure."""
-    from .cli import BAD_STATUSES, EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK, UsageError, _after_run, backend_choices
-
-    try:
-        registry = discover(args.plugin)
-    except PluginError as exc:
-        raise UsageError(str(exc)) from exc
-    if TASK not in registry.tasks:
-        raise UsageError(f"task {TASK!r} is not registered (reinstall: pip install -e .)")
-    backends = backend_choices(args.backends, registry, keep_broken=False)
-    for b in backends:
-        if b.name not in registry.backends:
-            raise UsageError(f"unknown backend {b.name!r}; valid backends: {', '.join(sorted(registry.backends))}")
-    if not backends:
-        raise UsageError("no backend to run: name at least one with --backends")
-    samples = args.samples or list(QUICK_SAMPLES if args.quick else SAMPLES)
-    widths = args.widths or list(QUICK_WIDTHS if args.quick else WIDTHS)
-    points = grid(samples, widths, args.features, args.depth, args.batch_size)
-    jobs = []
-    try:
-        for params in points:
-            jobs += make_plan(registry, backends, [TASK], [0], {}, {TASK: params})
-    except (ValueError, PluginError) as exc:
-        raise UsageError(str(exc)) from exc
-
-    path = args.out or str(Path("results") / f"scaling-{_dt.datetime.now():%Y%m%d-%H%M%S}")
-    store = ResultsStore(path)
-    if store.has_results():
-        raise UsageError(f"{path} already holds results; choose another --out")
-    try:
-        store.create()
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    store.write_json(CONFIG_FILE, {"command": "scaling", "backends": [b.label for b in backends], "tasks": [TASK],
-                                   "grid": points, "seeds": [0], "threads": args.threads, "timeout_s": args.timeout,
-                                   "plugins": list(args.plugin)})  # fmt: skip
-    env = envmod.collect(args.threads)
-    store.write_json(ENV_FILE, env)
-
-    records, interrupted = run_with_progress(registry, store, jobs, args.threads, args.timeout, not args.no_progress)
-    export_csv(store)
-    peak = env.get("matmul_gflops")
-    rows = scaling_rows(store.records(), peak)
-    slopes = fit_slopes(rows)
-    store.write_json(SCALING_FILE, [{**r, "slope": slopes.get(r["backend"])} for r in rows])
-    figure = draw(rows, slopes, store.path / FIGURE)
-    _after_run(store)
-    print_table(rows, slopes, peak)
-    if figure:
-        print(f"Figure: {figure}")
-    if interrupted:
-        print(f"\nInterrupted by {interrupted}. Every finished job is saved in {store.path}.")
-        return EXIT_INTERRUPTED
-    print(f"Results: {store.path}")
-    bad = [r for r in records if r.get("status") in BAD_STATUSES]
-    for r in bad:
-        print(f"  {r['id']}: {r['status']}: {str(r.get('error')).splitlines()[0] if r.get('error') else ''}")
-    return EXIT_FAILED_JOBS if bad else EXIT_OK

@@ -16,11 +16,11 @@ from typing import Any
 
 import pandas as pd
 
+from .status import FINISHED
+
 RUNS_FILE = "runs.jsonl"
 ENV_FILE = "env.json"
 CONFIG_FILE = "config.json"
-#: Statuses of a finished job; anything else (or no record) is run again by --resume.
-FINISHED = ("ok", "error", "crashed", "timeout", "diverged", "skipped", "not_installed", "unavailable")
 
 
 _WARNED: set[str] = set()  # incomplete lines already reported

@@ -11,8 +11,6 @@ import numpy as np
 from .metrics import METRICS_BY_KIND
 from .spec import ModelSpec
 
-KINDS = ("binary", "multiclass", "regression")
-
 
 @dataclass
 class Split:
@@ -40,7 +38,7 @@ class Task(ABC):
     """A benchmark problem. Subclasses set the class attributes and implement `load` and `spec`."""
 
     name: ClassVar[str] = ""
-    kind: ClassVar[str] = "multiclass"  # one of KINDS
+    kind: ClassVar[str] = "multiclass"  # "binary", "multiclass" or "regression" (the keys of METRICS_BY_KIND)
     #: Target for time-to-target: the metric and the value to reach on validation data.
     target_metric: ClassVar[str] = "accuracy"
     target: ClassVar[float] = 0.9

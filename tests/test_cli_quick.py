@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from mlpbench.cli import _resolve_plan, build_parser
+from mlpbench.cli import build_parser
+from mlpbench.cli.run import _resolve_plan
 
 
 def _plan(registry, *argv: str):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backends.numpy_mlp import NumpyMLP
+from mlpbench.backends.numpy_mlp import NumpyMLP
 from mlpbench import load_results
 from mlpbench.cli import main
 from mlpbench.controlled import batch_order
@@ -227,7 +227,7 @@ def test_eager_framework_import_is_caught(tmp_path) -> None:
     plugin = tmp_path / "eager.py"
     plugin.write_text(
         "import sqlite3  # stands in for a framework imported at module level\n"
-        "from backends.numpy_mlp import NumpyMLP\n\n\n"
+        "from mlpbench.backends.numpy_mlp import NumpyMLP\n\n\n"
         "class Eager(NumpyMLP):\n"
         "    name = 'eager'\n"
         "    requires = ('numpy', 'sqlite3')\n"

@@ -10,7 +10,7 @@ import pytest
 
 from mlpbench.cli import main
 from mlpbench.worker import execute
-from tasks.csv_task import CsvTask
+from mlpbench.tasks.csv_task import CsvTask
 
 
 def _frame(n: int = 60, seed: int = 0) -> pd.DataFrame:

@@ -209,7 +209,8 @@ def test_summary_lists_each_status(fault_run) -> None:
 
 def test_broken_plugin_is_kept_in_the_default_backend_list(tmp_path, monkeypatch) -> None:
     """Without --backends, an installed plugin that fails to import is planned (and recorded), not dropped."""
-    from mlpbench.cli import _resolve_plan, build_parser
+    from mlpbench.cli import build_parser
+    from mlpbench.cli.run import _resolve_plan
 
     _broken_package(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))

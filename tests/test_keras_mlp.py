@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from _helpers import random_problem, weights_rel_diff
 
-from backends.keras_mlp import KerasMLP
-from backends.numpy_mlp import NumpyMLP
+from mlpbench.backends.keras_mlp import KerasMLP
+from mlpbench.backends.numpy_mlp import NumpyMLP
 from mlpbench import ModelSpec
 from mlpbench.controlled import batch_order, initial_weights
 from mlpbench.testing import parametrize_backend_checks

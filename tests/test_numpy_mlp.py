@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from _helpers import random_problem
 
-from backends.numpy_mlp import NumpyMLP
+from mlpbench.backends.numpy_mlp import NumpyMLP
 from mlpbench import ModelSpec
 from mlpbench.controlled import batch_order, initial_weights
 from mlpbench.spec import ACTIVATIONS, LOSSES

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backends.numpy_mlp import OPTIMIZERS, UPDATE_BLOCK, NumpyMLP
+from mlpbench.backends.numpy_mlp import OPTIMIZERS, UPDATE_BLOCK, NumpyMLP
 from mlpbench import ModelSpec
 from mlpbench.controlled import batch_order, initial_weights
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from _helpers import random_problem
 
-from backends.numpy_mlp import NumpyMLP
+from mlpbench.backends.numpy_mlp import NumpyMLP
 from mlpbench import ModelSpec
 from mlpbench.controlled import initial_weights
 from mlpbench.parity import relative_difference

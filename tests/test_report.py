@@ -20,7 +20,7 @@ TASKS = ("xor", "diabetes")
 # A second backend name for the reference implementation, loaded as a --plugin file: every table
 # then has two rows to rank, without depending on which optional frameworks are installed.
 TWIN_PLUGIN = '''
-from backends.numpy_mlp import NumpyMLP
+from mlpbench.backends.numpy_mlp import NumpyMLP
 
 
 class NumpyTwin(NumpyMLP):

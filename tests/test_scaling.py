@@ -11,7 +11,7 @@ from mlpbench import ModelSpec
 from mlpbench.cli import main
 from mlpbench.flops import forward_flops, gflops, training_flops
 from mlpbench.scaling import BIG_EPOCH_FLOPS, fit_slopes, grid, scaling_rows
-from tasks.scaling import Scaling
+from mlpbench.tasks.scaling import Scaling
 
 
 def test_flop_count_by_hand() -> None:

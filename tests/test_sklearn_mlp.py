@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from _helpers import random_problem, weights_rel_diff
 
-from backends.numpy_mlp import NumpyMLP
-from backends.sklearn_mlp import SklearnMLP
+from mlpbench.backends.numpy_mlp import NumpyMLP
+from mlpbench.backends.sklearn_mlp import SklearnMLP
 from mlpbench import ModelSpec
 from mlpbench.controlled import batch_order, initial_weights
 from mlpbench.worker import execute

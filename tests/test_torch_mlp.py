@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from _helpers import random_problem, weights_rel_diff
 
-from backends.numpy_mlp import NumpyMLP
-from backends.torch_mlp import TorchMLP
+from mlpbench.backends.numpy_mlp import NumpyMLP
+from mlpbench.backends.torch_mlp import TorchMLP
 from mlpbench import ModelSpec
 from mlpbench.controlled import batch_order, initial_weights
 from mlpbench.spec import ACTIVATIONS, LOSSES, OPTIMIZERS

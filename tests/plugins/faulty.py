@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.numpy_mlp import NumpyMLP
+from mlpbench.backends.numpy_mlp import NumpyMLP
 
 
 def _say(text: str) -> None:

@@ -8,7 +8,6 @@ URIs in the HTML. Every string that comes from results is escaped before it reac
 
 from __future__ import annotations
 
-import argparse
 import base64
 import datetime as _dt
 import hashlib
@@ -16,7 +15,6 @@ import html
 import json
 import math
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .metrics import HIGHER_IS_BETTER
-from .store import CONFIG_FILE, ENV_FILE, Results, ResultsStore, load_results
+from .. import __version__
+from ..metrics import HIGHER_IS_BETTER
+from ..store import Results, ResultsStore, load_results
 
 REPORT_MD, REPORT_HTML, FIGURES_DIR, PARITY_FILE = "report.md", "report.html", "figures", "parity.json"
 #: Statuses listed in the "jobs that did not finish" section, in that order.
@@ -892,24 +890,3 @@ def write_reports(path: str | Path) -> tuple[Path, Path]:
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(target)
     return md_path, html_path
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    """``run_bench.py report DIR``: render the reports of a results directory again."""
-    from .cli import EXIT_OK, UsageError
-
-    folder = Path(args.dir)
-    if not folder.is_dir():
-        raise UsageError(f"{folder}: no such results directory")
-    if not ResultsStore(folder).runs_path.exists():
-        raise UsageError(f"{folder}: not a results directory (no runs.jsonl); run a benchmark first")
-    if not (folder / ENV_FILE).exists() or not (folder / CONFIG_FILE).exists():
-        print(f"note: {folder} has no {ENV_FILE} or {CONFIG_FILE}; the report omits what they hold", file=sys.stderr)
-    md_path, html_path = write_reports(folder)
-    n_fig = len([p for p in (folder / FIGURES_DIR).glob("*.png")]) if (folder / FIGURES_DIR).is_dir() else 0
-    print(f"Report: {html_path}\n        {md_path} ({n_fig} figures in {folder / FIGURES_DIR})")
-    if getattr(args, "open", False):
-        import webbrowser
-
-        webbrowser.open(html_path.resolve().as_uri())
-    return EXIT_OK

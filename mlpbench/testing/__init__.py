@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend, Weights
-from .controlled import batch_order, initial_weights
-from .spec import ACTIVATIONS, DTYPES, LOSSES, OPTIMIZERS, ModelSpec
+from ..backend import Backend, Weights
+from ..controlled import batch_order, initial_weights
+from ..spec import ACTIVATIONS, DTYPES, LOSSES, OPTIMIZERS, ModelSpec
 
 #: Learning rates the XOR check uses when a backend cannot run the task's default optimizer (adam).
 _XOR_LR = {"sgd": 0.5, "momentum": 0.1, "nesterov": 0.1, "adam": 0.05}
@@ -191,7 +191,7 @@ _REGISTRY: list = []
 
 def _registry() -> Any:
     if not _REGISTRY:
-        from .registry import discover
+        from ..registry import discover
 
         _REGISTRY.append(discover())
     return _REGISTRY[0]

@@ -1,0 +1,48 @@
+"""Command line: ``python run_bench.py [run|list|report|parity|scaling] ...``.
+
+One module per command, each with ``add_parser(sub)`` and ``cmd(args) -> exit status``. Bad
+input stops before any work with exit status 2. Only this package knows about argparse: the
+library below it raises ordinary exceptions and never imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import listing
+from . import parity, report, run, scaling
+from .common import EXIT_OK, EXIT_USAGE, PROG, UsageError
+
+COMMANDS = {"run": run, "list": listing, "report": report, "parity": parity, "scaling": scaling}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Train the same MLP on several backends and compare accuracy, loss curves, time and memory. "
+        "Without a command, runs the default suite (every installed backend on xor, digits, diabetes, 3 seeds).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMANDS.values():
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["run", *argv]
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command].cmd(args)
+    except BrokenPipeError:  # `run_bench.py list | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except UsageError as exc:
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,5 @@
+"""``python -m mlpbench.worker``: the worker process (see `mlpbench.worker.child`)."""
+
+from .child import main
+
+main()

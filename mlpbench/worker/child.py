@@ -1,0 +1,96 @@
+"""The worker process: one per backend, started by the runner with the thread environment already set.
+
+It imports the framework once, then runs jobs sent as JSON lines on stdin and answers
+on a private pipe (the original stdout), so whatever a framework prints cannot corrupt
+the protocol: fd 1 is pointed at stderr, which the runner keeps in a log file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from ..registry import discover
+from ..task import Task
+from .execute import _tail, execute
+from .protocol import decode, encode
+from .splits import SPLIT_CACHE_ENV, SplitCache
+
+
+def _die_with_parent() -> None:
+    """End this process when the runner that started it is gone (even killed with SIGKILL).
+
+    Without this, a worker stuck in a job would outlive a killed run. Linux only (prctl, which
+    fires when the *thread* that started the worker ends: start workers from a thread that
+    outlives them); elsewhere the worker ends at its next write to the closed pipe.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            PR_SET_PDEATHSIG = 1
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        except (OSError, AttributeError):
+            pass
+    parent = os.environ.get("MLPBENCH_PARENT_PID")
+    if parent and os.getppid() != int(parent):  # the runner died before prctl took effect
+        os._exit(1)
+
+
+def main() -> None:
+    """Entry point of ``python -m mlpbench.worker``."""
+    _die_with_parent()
+    # Keep the protocol on a private copy of stdout; anything printed goes to stderr.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    def send(message: dict[str, Any]) -> None:
+        out.write(encode(message))
+        out.flush()
+
+    init = decode(sys.stdin.readline())
+    t0 = time.perf_counter()
+    try:
+        registry = discover(init.get("plugins") or [])
+        backend = registry.backend(init["backend"])(**(init.get("options") or {}))
+        threads = int(init["threads"])
+        backend.prepare(threads)
+        from threadpoolctl import threadpool_info, threadpool_limits
+
+        limiter = threadpool_limits(limits=threads)  # BLAS under NumPy and scikit-learn  # noqa: F841
+        blas = [{"internal_api": i.get("internal_api"), "num_threads": i.get("num_threads")} for i in threadpool_info()]
+    except Exception as exc:
+        send({"type": "init_error", "error": f"{type(exc).__name__}: {exc}", "traceback": _tail(exc)})
+        return
+    send({"type": "ready", "import_s": time.perf_counter() - t0, "pid": os.getpid(), "versions": backend.versions(),
+          "blas": blas})  # fmt: skip
+
+    splits = SplitCache(os.environ.get(SPLIT_CACHE_ENV))
+    tasks: dict[str, Task] = {}
+    for line in sys.stdin:
+        message = decode(line)
+        if message.get("type") == "exit":
+            break
+        job = message["job"]
+        try:
+            key = json.dumps([job["task"], job.get("task_params") or {}], sort_keys=True)
+            if key not in tasks:
+                tasks[key] = registry.task(job["task"])(**(job.get("task_params") or {}))
+            task = tasks[key]
+            split = splits.get(task, int(job["seed"]))
+        except Exception as exc:
+            send({"type": "result", "id": job["id"], "record": {
+                "status": "error", "error": f"loading task {job['task']!r} failed: {type(exc).__name__}: {exc}",
+                "traceback": _tail(exc)}})  # fmt: skip
+            continue
+        record = execute(backend, task, split, job, emit=send)
+        try:
+            send({"type": "result", "id": job["id"], "record": record})
+        except (TypeError, ValueError) as exc:  # something in the record is not JSON: say so, keep going
+            send({"type": "result", "id": job["id"], "record": {
+                "status": "error", "error": f"the job's record could not be sent: {type(exc).__name__}: {exc}"}})

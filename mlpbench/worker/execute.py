@@ -1,0 +1,178 @@
+"""One job in the worker: build, train epoch by epoch (only `train_epoch` is timed), evaluate, record.
+
+Every loss and metric in a record is computed here from the backend's predictions by the
+shared implementation in `mlpbench.metrics`, never taken from a framework's running averages.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .. import flops, metrics
+from ..backend import Backend
+from ..controlled import batch_order, initial_weights
+from ..spec import ModelSpec
+from ..task import Split, Task
+from .memory import PeakRSS
+
+GRID_SIZE = 60  # points per axis of the decision-boundary grid stored for two-feature classification tasks
+
+
+class Diverged(Exception):
+    """A non-finite loss or prediction."""
+
+
+def _finite(name: str, value: float | np.ndarray) -> None:
+    if not np.all(np.isfinite(value)):
+        raise Diverged(f"non-finite {name}")
+
+
+def _tail(exc: BaseException, lines: int = 12) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-lines:])
+
+
+def _decision_grid(backend: Backend, X_train: np.ndarray, y_train: np.ndarray, parts: tuple[np.ndarray, ...],
+                   n: int = GRID_SIZE) -> dict[str, Any]:
+    """Predictions of the trained model on an n x n grid over the data (for the report's decision boundary).
+
+    ``proba`` holds P(class 1) for binary tasks and the predicted class for multi-class ones; untimed.
+    """
+    X_all = np.concatenate(parts)
+    lo, hi = X_all.min(axis=0), X_all.max(axis=0)
+    pad = 0.1 * np.maximum(hi - lo, 1e-9)
+    xs, ys = (np.linspace(lo[i] - pad[i], hi[i] + pad[i], n) for i in range(2))
+    gx, gy = np.meshgrid(xs, ys)
+    p = backend.predict(np.ascontiguousarray(np.column_stack([gx.ravel(), gy.ravel()]), dtype=X_train.dtype))
+    values = p[:, 1] if p.shape[1] == 2 else p.argmax(axis=1)
+    return {"x": np.round(xs, 4).tolist(), "y": np.round(ys, 4).tolist(),
+            "proba": np.round(np.asarray(values, dtype=np.float64).reshape(n, n), 4).tolist(),
+            "points": np.round(X_train.astype(np.float64), 4).tolist(),
+            "labels": np.asarray(y_train).tolist()}  # fmt: skip
+
+
+def _iqr(values: list[float]) -> float | None:
+    if len(values) < 2:
+        return None
+    q75, q25 = np.percentile(values, [75, 25])
+    return float(q75 - q25)
+
+
+def execute(
+    backend: Backend,
+    task: Task,
+    split: Split,
+    job: dict[str, Any],
+    emit: Callable[[dict[str, Any]], None] = lambda m: None,
+) -> dict[str, Any]:
+    """Train and evaluate one job; always returns a record (status ok, skipped, error or diverged)."""
+    spec = ModelSpec.from_dict(job["spec"])
+    seed = int(job["seed"])
+    record: dict[str, Any] = {"status": "ok", "error": None, "threads": backend.threads, "curve": []}
+    reason = backend.skip(spec)
+    if reason:
+        return {**record, "status": "skipped", "error": reason}
+
+    dt = np.dtype(spec.dtype)
+    X_train, X_val, X_test = (np.ascontiguousarray(a, dtype=dt) for a in (split.X_train, split.X_val, split.X_test))
+    y_train, y_val, y_test = split.y_train, split.y_val, split.y_test
+    if task.kind == "regression":
+        y_train, y_val, y_test = (np.ascontiguousarray(a, dtype=dt) for a in (y_train, y_val, y_test))
+    record.update(n_train=len(X_train), n_val=len(X_val), n_test=len(X_test), n_parameters=spec.n_parameters(),
+                  target_metric=task.target_metric, target=task.target)  # fmt: skip
+
+    epoch_times: list[float] = []
+    elapsed = cpu = 0.0
+    target_metric = f"val_{task.target_metric}"
+    stage = "build"
+    cpu0 = time.process_time()
+    with PeakRSS() as rss:
+        try:
+            weights = initial_weights(spec, seed) if backend.accepts_weights else None
+            t0 = time.perf_counter()
+            backend.build(spec, weights, seed)
+            record["build_s"] = time.perf_counter() - t0
+            for epoch in range(spec.epochs):
+                batches = batch_order(len(X_train), spec.batch_size, seed, epoch)
+                stage = "train_epoch"
+                backend.sync()
+                t0, c0 = time.perf_counter(), time.process_time()
+                running = backend.train_epoch(X_train, y_train, batches)
+                backend.sync()
+                took = time.perf_counter() - t0
+                cpu += time.process_time() - c0
+                epoch_times.append(took)
+                elapsed += took
+                if running is not None:
+                    _finite("training loss", running)
+                # Evaluation is not timed: the core computes every loss and metric from predictions.
+                stage = "predict"
+                p_train, p_val = backend.predict(X_train), backend.predict(X_val)
+                point = {"epoch": epoch + 1, "epoch_time_s": took, "elapsed_s": elapsed,
+                         "running_loss": float(running) if running is not None else None}  # fmt: skip
+                _finite("prediction on the training set", p_train)
+                _finite("prediction on the validation set", p_val)
+                point["train_loss"] = metrics.loss(spec.loss, y_train, p_train)
+                point["val_loss"] = metrics.loss(spec.loss, y_val, p_val)
+                # Finite but huge predictions can still overflow the loss.
+                _finite("training loss computed from the predictions", point["train_loss"])
+                _finite("validation loss computed from the predictions", point["val_loss"])
+                for name, value in metrics.evaluate(task.kind, y_val, p_val).items():
+                    point[f"val_{name}"] = value
+                record["curve"].append(point)
+                if record.get("time_to_target_s") is None and metrics.reached(
+                    task.target_metric, point[target_metric], task.target
+                ):
+                    record["time_to_target_s"] = elapsed
+                    record["epochs_to_target"] = epoch + 1
+                emit({"type": "epoch", "id": job["id"], "epoch": epoch + 1, "epochs": spec.epochs,
+                      "train_loss": point["train_loss"], "val_loss": point["val_loss"]})  # fmt: skip
+            stage = "predict"
+            p_test = backend.predict(X_test)  # warm-up and the predictions we score
+            _finite("prediction on the test set", p_test)
+            best = float("inf")
+            for _ in range(3):
+                t0 = time.perf_counter()
+                backend.predict(X_test)
+                backend.sync()
+                best = min(best, time.perf_counter() - t0)
+            record["predict_time_s"] = best
+            record["predict_throughput"] = len(X_test) / best if best > 0 else None
+            for name, value in metrics.evaluate(task.kind, y_test, p_test).items():
+                record[f"test_{name}"] = value
+            if X_train.shape[1] == 2 and task.kind != "regression":
+                try:  # an extra for the report: it must never turn a finished job into a failure
+                    record["grid"] = _decision_grid(backend, X_train, y_train, (X_train, X_val, X_test))
+                except Exception as exc:
+                    record["grid_error"] = f"{type(exc).__name__}: {exc}"
+            if job.get("return_weights"):
+                record["weights"] = [[W.tolist(), b.tolist()] for W, b in backend.get_weights()]
+        except Diverged as exc:
+            record["status"] = "diverged"
+            record["error"] = f"{exc} at epoch {len(epoch_times)} ({stage})"
+        except Exception as exc:  # a backend bug becomes a record, the worker goes on
+            record["status"] = "error"
+            record["error"] = f"{type(exc).__name__} in {stage}: {exc}"
+            record["traceback"] = _tail(exc)
+    record["peak_rss_mb"] = rss.peak / 2**20
+    record["cpu_time_s"] = cpu
+    record["job_cpu_time_s"] = time.process_time() - cpu0
+    record["epochs_run"] = len(epoch_times)
+    record["train_time_s"] = elapsed
+    record["first_epoch_s"] = epoch_times[0] if epoch_times else None
+    steady = epoch_times[1:] or epoch_times
+    record["epoch_time_s"] = float(np.median(steady)) if steady else None
+    record["epoch_time_iqr_s"] = _iqr(steady)
+    # Work per epoch (matrix-multiply FLOPs, mlpbench/flops.py) and the steady-state throughput.
+    record["flops_per_epoch"] = flops.training_flops(spec, len(X_train))
+    record["train_gflops"] = flops.gflops(record["flops_per_epoch"], record["epoch_time_s"])
+    if record["curve"]:
+        last = record["curve"][-1]
+        record["final_train_loss"] = last["train_loss"]
+        record["final_val_loss"] = last["val_loss"]
+    record.setdefault("time_to_target_s", None)
+    return record
