@@ -32,8 +32,9 @@ chromium:
 	      || echo "chromium could not be installed: the browser test will be skipped"; \
 	  else echo "chromium not found and cannot be installed here: the browser test will be skipped"; fi; }
 
-lint: $(STAMP)
-	$(VENV)/bin/ruff check mlpbench backends tasks tests
+lint: $(STAMP)  ## ruff: lint and formatting
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 benchmarks: $(STAMP)  ## time one epoch per backend and task, print the comparison table
 	$(PY) -m pytest tests/benchmarks --benchmark-enable --benchmark-only --benchmark-columns=min,median,iqr,rounds

@@ -40,14 +40,18 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def blas_info() -> list[dict[str, Any]]:
-    """NumPy's BLAS/OpenMP libraries as threadpoolctl sees them in this process."""
+def blas_info(threads: int | None = None) -> list[dict[str, Any]]:
+    """NumPy's BLAS/OpenMP libraries as threadpoolctl sees them, with their thread counts as a worker with
+    `threads` threads runs them (a worker limits them to its budget; this process may not have)."""
     try:
-        from threadpoolctl import threadpool_info
+        from threadpoolctl import threadpool_info, threadpool_limits
     except ImportError:
         return []
     keys = ("user_api", "internal_api", "version", "num_threads", "threading_layer", "architecture")
-    return [{k: info.get(k) for k in keys} for info in threadpool_info()]
+    if threads is None:
+        return [{k: info.get(k) for k in keys} for info in threadpool_info()]
+    with threadpool_limits(limits=threads):
+        return [{k: info.get(k) for k in keys} for info in threadpool_info()]
 
 
 def git_commit(path: str | Path | None = None) -> str | None:
@@ -106,7 +110,7 @@ def collect(threads: int, measure_peak: bool = True) -> dict[str, Any]:
         "threads": threads,
         "thread_env": thread_env(threads),
         "versions": versions(),
-        "blas": blas_info(),
+        "blas": blas_info(threads),
         "git_commit": git_commit(),
     }
     try:

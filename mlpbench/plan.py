@@ -1,85 +1,53 @@
-"""Planning: which jobs a run is made of, and the identity that names each one for --resume."""
+"""Planning: the jobs an `Experiment` is made of, and the identity that names each one.
+
+The plan is backends x tasks x grid points x modes x seeds. A grid dimension applies only
+where it means something: ``moons.noise`` to the moons task, ``torch.compile`` to the torch
+backend, so no job is run twice under two names. A job's id is a digest of everything that
+determines its result, the data's fingerprint included, so ``--resume`` and a re-run from
+``experiment.toml`` find the same jobs, and changed data never passes for the old.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from .choices import BackendChoice
 from .registry import Registry
+from .task import Split, Task
 
-#: The default suite's tasks: a toy problem, a classification and a regression.
-DEFAULT_TASKS = ("xor", "digits", "diabetes")
-
-@dataclass(frozen=True)
-class BackendChoice:
-    """A backend and its options, as named on the command line (``keras[engine=torch]``)."""
-
-    name: str
-    options: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def label(self) -> str:
-        """The name results are reported under: the backend name, with options when any are set."""
-        if not self.options:
-            return self.name
-        return f"{self.name}[{','.join(f'{k}={v}' for k, v in self.options)}]"
-
-
-def parse_backend_list(text: str) -> list[BackendChoice]:
-    """Parse ``numpy,keras[engine=torch,jit=true]`` (commas inside brackets belong to the options)."""
-    items, depth, current = [], 0, ""
-    for ch in text:
-        if ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth -= 1
-        if ch == "," and depth == 0:
-            items.append(current)
-            current = ""
-        else:
-            current += ch
-    items.append(current)
-    out = []
-    for raw in (i.strip() for i in items):
-        if not raw:
-            continue
-        if "[" in raw:
-            if not raw.endswith("]"):
-                raise ValueError(f"backend {raw!r}: options go in brackets at the end, like keras[engine=torch]")
-            name, opts = raw[:-1].split("[", 1)
-            pairs = []
-            for kv in filter(None, (o.strip() for o in opts.split(","))):
-                if "=" not in kv:
-                    raise ValueError(f"backend option {kv!r} in {raw!r}: expected key=value")
-                k, v = kv.split("=", 1)
-                pairs.append((k.strip(), v.strip()))
-            out.append(BackendChoice(name.strip(), tuple(pairs)))
-        else:
-            out.append(BackendChoice(raw))
-    return out
+if TYPE_CHECKING:
+    from .experiment import Experiment
 
 
 @dataclass
 class Job:
-    """One training run: a backend on a task with a seed and a resolved spec."""
+    """One training run: a backend with options on a task with parameters, a resolved spec, a seed."""
 
-    backend: str  # label
+    backend: str  # label, with options: "torch[compile=true]"
     backend_name: str
     backend_options: dict[str, str]
     task: str
     task_params: dict[str, Any]
     seed: int
     spec: dict[str, Any]
+    threads: int = 1
+    mode: str = "controlled"
+    grid_point: dict[str, Any] = field(default_factory=dict)  # this job's point of the experiment's grid
+    data_fingerprint: str | None = None  # of the task's split for this seed; None where it cannot be loaded
     return_weights: bool = False
     id: str = field(default="")
 
     def __post_init__(self) -> None:
         if not self.id:
-            # The id names the job for --resume: identical settings give the identical id.
-            digest = hashlib.sha1(json.dumps([self.task_params, self.spec], sort_keys=True).encode()).hexdigest()[:8]
+            identity = [self.backend_name, self.backend_options, self.task, self.task_params, self.seed, self.spec,
+                        self.threads, self.mode, self.grid_point, self.data_fingerprint]  # fmt: skip
+            digest = hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
             self.id = f"{self.backend}/{self.task}/seed={self.seed}/{digest}"
 
     def to_message(self) -> dict[str, Any]:
@@ -87,50 +55,110 @@ class Job:
         return asdict(self)
 
 
-def make_plan(
-    registry: Registry,
-    backends: list[BackendChoice],
-    tasks: list[str],
-    seeds: Iterable[int],
-    overrides: dict[str, str] | None = None,
-    task_params: dict[str, dict[str, Any]] | None = None,
-) -> list[Job]:
-    """backends x tasks x seeds, validated before any work starts (raises ValueError with the reason)."""
-    overrides = overrides or {}
-    task_params = task_params or {}
-    for choice in backends:
-        entry = registry.backends.get(choice.name)
-        if entry is not None and entry.cls is None:
-            continue  # an installed plugin that fails to import: the runner records the reason for each job
-        cls = registry.backend(choice.name)
-        cls(**dict(choice.options))  # unknown or ill-typed options fail here, not in a worker
-    seeds = list(seeds)
+def data_fingerprint(split: Split) -> str:
+    """A digest of a split's arrays (shapes, dtypes and bytes): equal fingerprints mean identical data."""
+    h = hashlib.sha256()
+    for name, array in vars(split).items():
+        a = np.ascontiguousarray(array)
+        h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def make_plan(experiment: Experiment, registry: Registry, fingerprints: bool = True) -> list[Job]:
+    """Every job of `experiment` (already validated), in the order they run.
+
+    Raises ValueError (or PluginError) naming the task, grid point and field when a combination
+    makes no valid spec or task. With `fingerprints`, each task's split is loaded once per seed
+    to fingerprint its data (a task that cannot be loaded gets None; its jobs record why).
+    """
+    from .experiment import ExperimentError, grid_key_kind, spec_value
+
+    choices = experiment.backend_choices()
+    prints: dict[str, str | None] = {}
     jobs = []
-    for task_name in tasks:
-        task = registry.task(task_name)(**task_params.get(task_name, {}))
-        task.validate()
-        spec = task.spec().with_overrides(overrides)
-        for choice in backends:
-            for seed in seeds:
-                jobs.append(Job(backend=choice.label, backend_name=choice.name, backend_options=dict(choice.options),
-                                task=task_name, task_params=task_params.get(task_name, {}), seed=seed,
-                                spec=spec.to_dict()))  # fmt: skip
+    for task_name in experiment.tasks:
+        base_params = dict(experiment.task_params.get(task_name, {}))
+        for choice in choices:
+            dims = []
+            for key, values in experiment.grid.items():
+                kind, owner = grid_key_kind(key, choices, experiment.tasks)
+                if (kind == "task" and owner != task_name) or (kind == "backend" and owner != choice.name):
+                    continue
+                dims.append((key, kind, values))
+            for combo in itertools.product(*(values for _, _, values in dims)):
+                point = {key: value for (key, _, _), value in zip(dims, combo)}
+                params, options = dict(base_params), dict(choice.options)
+                overrides = dict(experiment.overrides)
+                threads = experiment.threads
+                for (key, kind, _), value in zip(dims, combo):
+                    if kind == "spec":
+                        overrides[key] = value
+                    elif kind == "task":
+                        params[key.partition(".")[2]] = value
+                    elif kind == "backend":
+                        options[key.partition(".")[2]] = _option_text(value)
+                    elif kind == "threads":
+                        threads = int(value)
+                where = f"task {task_name}" + (f" at grid point {_point_text(point)}" if point else "")
+                try:
+                    task = registry.task(task_name)(**params)
+                    task.validate()
+                    spec = task.spec()
+                    changes = {k: spec_value(k, v) for k, v in overrides.items()}
+                    if experiment.quick and "epochs" not in changes:
+                        changes["epochs"] = max(2, (spec.epochs + 1) // 2)
+                    spec = spec.replace(**changes)
+                except ExperimentError:
+                    raise
+                except ValueError as exc:
+                    raise ExperimentError(f"{where}: {exc}") from None
+                params = {k: task.config[k] for k in params}  # as converted by the task: "0.3" is 0.3
+                for key, kind, _ in dims:  # the point as its values were used: one spelling per value
+                    if kind == "task":
+                        point[key] = task.config[key.partition(".")[2]]
+                    elif kind == "backend":
+                        point[key] = options[key.partition(".")[2]]
+                    elif kind == "threads":
+                        point[key] = threads
+                backend = BackendChoice(choice.name, tuple(options.items()))
+                if backend.options != choice.options:
+                    entry = registry.backends.get(choice.name)
+                    if entry is not None and entry.cls is not None:
+                        try:
+                            entry.cls(**dict(backend.options))
+                        except ValueError as exc:
+                            raise ExperimentError(f"grid point {_point_text(point)}: {exc}") from None
+                for mode in experiment.modes:
+                    for seed in experiment.seeds:
+                        fp = _fingerprint(task, seed, prints) if fingerprints else None
+                        jobs.append(
+                            Job(backend=backend.label, backend_name=backend.name, backend_options=dict(backend.options),
+                                task=task_name, task_params=_plain(params), seed=seed, spec=spec.to_dict(),
+                                threads=threads, mode=mode, grid_point=_plain(point), data_fingerprint=fp)
+                        )  # fmt: skip
     return jobs
 
 
-def expand_seeds(text: str | int) -> list[int]:
-    """``5`` means seeds 0..4; ``1,7,9`` means exactly those."""
-    text = str(text).strip()
-    try:
-        if "," in text:
-            seeds = [int(s) for s in text.split(",") if s.strip()]
-        else:
-            n = int(text)
-            if n < 1:
-                raise ValueError
-            seeds = list(range(n))
-    except ValueError:
-        raise ValueError(f"--seeds {text!r}: expected a count like 3 or a list like 0,4,7") from None
-    if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
-        raise ValueError(f"--seeds {text!r}: seeds must be distinct non-negative integers")
-    return seeds
+def _fingerprint(task: Task, seed: int, cache: dict[str, str | None]) -> str | None:
+    key = json.dumps([task.name, task.config, seed], sort_keys=True, default=str)
+    if key not in cache:
+        try:
+            cache[key] = None if task.unavailable() else data_fingerprint(task.load(seed))
+        except Exception:  # noqa: BLE001 - the worker loads it again and records the error with the job
+            cache[key] = None
+    return cache[key]
+
+
+def _option_text(value: Any) -> str:
+    """A backend option as it is written in a label: ``true``, not ``True``."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _point_text(point: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in point.items())
+
+
+def _plain(d: dict[str, Any]) -> dict[str, Any]:
+    """JSON-plain values (tuples as lists), so a job compares equal to its stored record."""
+    return json.loads(json.dumps(d, default=str))

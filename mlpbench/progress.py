@@ -59,11 +59,13 @@ class Progress:
         elif kind == "job_start":
             job = data["job"]
             self._job_epochs[job.id] = 0
-            self._describe(f"{job.backend} · {job.task} · seed {job.seed} · epoch 0/{job.spec['epochs']}")
+            self._describe(f"{job.backend} · {job.task}{_point(job.grid_point)} · seed {job.seed} · epoch 0/{job.spec['epochs']}")
         elif kind == "epoch":
             job = data["job"]
             self._job_epochs[job.id] = data["epoch"]
-            self._describe(f"{job.backend} · {job.task} · seed {job.seed} · epoch {data['epoch']}/{data['epochs']}")
+            self._describe(
+                f"{job.backend} · {job.task}{_point(job.grid_point)} · seed {job.seed} · epoch {data['epoch']}/{data['epochs']}"
+            )
             if self._bar:
                 self._bar.advance(self._task_id, 1)
         elif kind == "job_done":
@@ -81,7 +83,10 @@ class Progress:
 def _job_line(r: dict[str, Any]) -> str:
     status = r.get("status", "?")
     style = _STATUS_STYLE.get(status, "red")
-    head = f"[{style}]{status:>9}[/] {escape(str(r['backend']))} · {escape(str(r['task']))} · seed {r['seed']}"
+    head = (
+        f"[{style}]{status:>9}[/] {escape(str(r['backend']))} · {escape(str(r['task']))}"
+        f"{escape(_point(r.get('grid_point')))} · seed {r['seed']}"
+    )
     if status == "ok":
         metric = next((k for k in r if k.startswith("test_")), None)
         parts = [f"{metric[5:]}={r[metric]:.4f}" if metric else ""]
@@ -92,3 +97,8 @@ def _job_line(r: dict[str, Any]) -> str:
         return head + "  " + "  ".join(p for p in parts if p)
     reason = (r.get("error") or "").splitlines()[0] if r.get("error") else ""
     return head + f"  [dim]{escape(reason[:160])}[/]"
+
+
+def _point(point: dict | None) -> str:
+    """A job's grid point for a progress line: `` · hidden=64 lr=0.01``."""
+    return " · " + " ".join(f"{k}={v}" for k, v in point.items()) if point else ""

@@ -160,7 +160,6 @@ class Runner:
 
     registry: Registry
     store: ResultsStore
-    threads: int = 1
     timeout_s: float = DEFAULT_TIMEOUT_S
     on_event: Callback = field(default=lambda kind, data: None)  # progress display hooks
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -189,10 +188,11 @@ class Runner:
         self._worker_env = {SPLIT_CACHE_ENV: split_cache.name}
         self._share_splits(pending, split_cache.name)
         try:
-            by_backend: dict[str, list[Job]] = {}
+            # One worker per backend (with its options) and thread budget: threads are set before import.
+            by_worker: dict[tuple[str, int], list[Job]] = {}
             for job in pending:
-                by_backend.setdefault(job.backend, []).append(job)
-            for label, backend_jobs in by_backend.items():
+                by_worker.setdefault((job.backend, job.threads), []).append(job)
+            for (label, _threads), backend_jobs in by_worker.items():
                 self._run_backend(label, backend_jobs)
         finally:
             for sig, handler in previous.items():
@@ -226,10 +226,8 @@ class Runner:
                 continue
 
     def _finish(self, job: Job, record: dict[str, Any], worker_info: dict[str, Any] | None = None) -> None:
-        full = {"id": job.id, "backend": job.backend, "backend_name": job.backend_name,
-                "backend_options": job.backend_options, "task": job.task, "task_params": job.task_params,
-                "seed": job.seed, "spec": job.spec, "threads": self.threads, **(worker_info or {}), **record,
-                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # fmt: skip
+        identity = {k: v for k, v in job.to_message().items() if k != "return_weights"}
+        full = {**identity, **(worker_info or {}), **record, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         self._writing = True
         try:
             self.store.append(full)
@@ -280,9 +278,9 @@ class Runner:
                     continue
                 if worker is None:
                     n_workers += 1
-                    log = self.store.path / "logs" / f"worker-{_safe(label)}-{n_workers}.log"
+                    log = self.store.path / "logs" / f"worker-{_safe(label)}-t{jobs[0].threads}-{n_workers}.log"
                     self.on_event("worker_start", {"backend": label})
-                    worker = Worker(choice, cls, self.threads, self.registry.plugin_files, log, self._worker_env)
+                    worker = Worker(choice, cls, jobs[0].threads, self.registry.plugin_files, log, self._worker_env)
                     try:
                         ready = worker.receive(time.monotonic() + STARTUP_TIMEOUT_S)
                     except WorkerDied:
@@ -341,14 +339,14 @@ def _partial(curve: list[dict[str, Any]]) -> dict[str, Any]:
     return {"curve": curve, "epochs_run": len(curve)}
 
 
-def run_with_progress(registry: Registry, store: ResultsStore, jobs: list[Job], threads: int, timeout_s: float,
+def run_with_progress(registry: Registry, store: ResultsStore, jobs: list[Job], timeout_s: float,
                       show_progress: bool = True) -> tuple[list[dict[str, Any]], str | None]:
     """Run `jobs` with the live progress display; return the new records and the signal that
     interrupted the run (None when it finished)."""
     from .progress import Progress
 
     progress = Progress(enabled=show_progress)
-    runner = Runner(registry=registry, store=store, threads=threads, timeout_s=timeout_s, on_event=progress.event)
+    runner = Runner(registry=registry, store=store, timeout_s=timeout_s, on_event=progress.event)
     with progress:
         try:
             runner.run(jobs)

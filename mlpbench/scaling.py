@@ -1,8 +1,8 @@
 """``run_bench.py scaling``: how epoch time grows with work, per backend, on the synthetic ``scaling`` task.
 
-Each point of a grid (training-set size x hidden width) becomes one job per backend,
-run by the ordinary `Runner` (so a backend's jobs share one worker and every record is
-a normal job record). From the records this module derives, per job, the work of an
+The sweep itself is the shipped ``scaling`` experiment (``mlpbench/presets/scaling.toml``: a
+grid over the task's ``n_samples`` and ``width``), run and reported like any other grid.
+From its records this module derives, per job, the work of an
 epoch (matrix-multiply FLOPs, `mlpbench.flops`) against its steady-state time, fits
 ``log(time) = slope * log(work) + c`` per backend, and writes ``scaling.json`` and
 ``figures/scaling.png`` next to the usual results.
@@ -24,24 +24,9 @@ from .spec import ModelSpec
 TASK = "scaling"
 SCALING_FILE = "scaling.json"
 FIGURE = "figures/scaling.png"
-SAMPLES = (1_000, 10_000, 100_000)
-WIDTHS = (64, 256, 1024)
+PRESET = "scaling"
 QUICK_SAMPLES = (1_000, 10_000)
 QUICK_WIDTHS = (64, 256)
-#: Above this many FLOPs per epoch a grid point trains 2 epochs (one warm-up, one timed), not 3.
-BIG_EPOCH_FLOPS = 1e11
-
-
-def grid(samples: list[int], widths: list[int], features: int, depth: int, batch_size: int) -> list[dict[str, int]]:
-    """Task parameters of every grid point; the biggest points train one epoch fewer."""
-    points = []
-    for n in samples:
-        for w in widths:
-            spec = ModelSpec(n_inputs=features, n_outputs=10, hidden=(w,) * depth)
-            epochs = 2 if training_flops(spec, n) > BIG_EPOCH_FLOPS else 3
-            points.append({"n_samples": n, "n_features": features, "width": w, "depth": depth, "epochs": epochs,
-                           "batch_size": batch_size})  # fmt: skip
-    return points
 
 
 def scaling_rows(records: list[dict[str, Any]], peak_gflops: float | None = None) -> list[dict[str, Any]]:

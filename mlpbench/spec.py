@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,7 +170,7 @@ def _check_range(
     spec: ModelSpec, name: str, low: float, high: float | None, low_open: bool = False, high_open: bool = False
 ) -> None:
     value = getattr(spec, name)
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
         ok = (value > low if low_open else value >= low) and (
             high is None or (value < high if high_open else value <= high)

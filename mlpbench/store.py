@@ -6,6 +6,7 @@ fsynced as soon as its job ends, so an interrupted run loses nothing.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import math
 import os
@@ -37,6 +38,11 @@ def _clean(value: Any) -> Any:
     if hasattr(value, "item") and callable(value.item):  # NumPy scalars
         return _clean(value.item())
     return value
+
+
+def timestamped_dir(prefix: str = "") -> Path:
+    """A new results directory name under results/: ``results/<prefix><YYYYmmdd-HHMMSS>``."""
+    return Path("results") / f"{prefix}{_dt.datetime.now():%Y%m%d-%H%M%S}"
 
 
 class ResultsStore:
@@ -172,9 +178,12 @@ def records_to_frames(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.D
     """Split job records into the runs table and the curves table."""
     rows, curve_rows = [], []
     for r in records:
-        row = {k: v for k, v in r.items() if k not in ("curve", "weights", "spec", "traceback", "grid")}
+        row = {k: v for k, v in r.items() if k not in ("curve", "weights", "spec", "traceback", "grid", "grid_point")}
         for key, value in (r.get("spec") or {}).items():
             row[f"spec_{key}"] = ",".join(map(str, value)) if isinstance(value, list) else value
+        # One column per swept setting, so runs.groupby(["backend", "grid_hidden"]) answers "by width".
+        for key, value in (r.get("grid_point") or {}).items():
+            row[f"grid_{key}"] = "x".join(map(str, value)) if isinstance(value, list) else value
         for key in ("backend_options", "task_params", "versions"):
             if isinstance(row.get(key), dict):
                 row[key] = json.dumps(row[key], sort_keys=True)
@@ -197,7 +206,8 @@ def load_results(path: str | Path) -> Results:
     """Load a results directory written by `run_bench.py run`.
 
     Returns `Results` with ``.runs`` (one row per job: backend, task, seed, status,
-    error, test_<metric>, timings, memory, ...) and ``.curves`` (one row per job and
+    error, test_<metric>, timings, memory, spec_<field>, one grid_<setting> column per
+    swept setting, ...) and ``.curves`` (one row per job and
     epoch: train_loss, val_loss, val_<metric>, elapsed_s, ...).
     """
     store = ResultsStore(path)

@@ -10,6 +10,7 @@ import numpy as np
 
 from .metrics import METRICS_BY_KIND
 from .spec import ModelSpec
+from .values import coerce
 
 
 @dataclass
@@ -54,7 +55,10 @@ class Task(ABC):
         if unknown:
             valid = ", ".join(sorted(self.params)) or "none"
             raise ValueError(f"task {self.name!r} has no parameter {', '.join(sorted(unknown))}; valid: {valid}")
-        self.config = {**self.params, **params}
+        self.config = {
+            **self.params,
+            **{k: coerce(f"task {self.name}: parameter {k}", v, self.params[k]) for k, v in params.items()},
+        }
 
     @property
     def metrics(self) -> tuple[str, ...]:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from mlpbench import ModelSpec, Split, Task
+from mlpbench.flops import training_flops
 
 N_CLASSES = 10
 TEACHER_WIDTH = 32  # hidden units of the random network that labels the data
+#: With ``epochs="auto"``, a size above this many FLOPs per epoch trains 2 epochs (one warm-up, one timed), not 3.
+BIG_EPOCH_FLOPS = 1e11
 
 
 class Scaling(Task):
@@ -17,6 +20,7 @@ class Scaling(Task):
     validation and test sets have ``n_samples // 5`` samples each (at least 200).
     The student's hidden layers are ``depth`` layers of ``width`` units, so the work
     per epoch grows linearly with ``n_samples`` and quadratically with ``width``.
+    ``epochs="auto"`` trains 3 epochs (the first is warm-up), 2 for the biggest sizes.
     """
 
     name = "scaling"
@@ -24,7 +28,7 @@ class Scaling(Task):
     share_split = False  # up to 100,000 x 1024 floats: each worker regenerates it from the seed
     target_metric = "accuracy"
     target = 0.5
-    params = {"n_samples": 10000, "n_features": 64, "width": 256, "depth": 2, "epochs": 3, "batch_size": 512}
+    params = {"n_samples": 10000, "n_features": 64, "width": 256, "depth": 2, "epochs": "auto", "batch_size": 512}
     description = "synthetic: Gaussian inputs, 10 classes from a random teacher network; size set by parameters"
 
     def _int(self, key: str) -> int:
@@ -40,7 +44,8 @@ class Scaling(Task):
 
     def validate(self) -> None:
         for key in self.params:
-            self._int(key)
+            if not (key == "epochs" and self.config[key] == "auto"):
+                self._int(key)
 
     def load(self, seed: int) -> Split:
         n_train, n_features = self._int("n_samples"), self._int("n_features")
@@ -60,8 +65,11 @@ class Scaling(Task):
         return Split(*parts)
 
     def spec(self) -> ModelSpec:
-        return ModelSpec(
+        spec = ModelSpec(
             n_inputs=self._int("n_features"), n_outputs=N_CLASSES, hidden=(self._int("width"),) * self._int("depth"),
             activation="relu", loss="cross_entropy", optimizer="adam", lr=1e-3,
-            batch_size=self._int("batch_size"), epochs=self._int("epochs"),
+            batch_size=self._int("batch_size"), epochs=3,
         )  # fmt: skip
+        if self.config["epochs"] != "auto":
+            return spec.replace(epochs=self._int("epochs"))
+        return spec.replace(epochs=2 if training_flops(spec, self._int("n_samples")) > BIG_EPOCH_FLOPS else 3)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from mlpbench.cli import build_parser
-from mlpbench.cli.run import _resolve_plan
+from mlpbench.cli.run import experiment_from_args
+from mlpbench.plan import make_plan
 
 
 def _plan(registry, *argv: str):
     args = build_parser().parse_args(["run", "--backends", "numpy", "--tasks", "xor,digits,diabetes", *argv])
-    return _resolve_plan(args, registry)
+    experiment = experiment_from_args(args).resolved(registry)
+    return make_plan(experiment, registry), {"quick": experiment.quick, "seeds": experiment.seeds}
 
 
 def test_quick_runs_one_seed_and_half_the_epochs_of_each_task(registry) -> None:

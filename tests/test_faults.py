@@ -210,15 +210,17 @@ def test_summary_lists_each_status(fault_run) -> None:
 def test_broken_plugin_is_kept_in_the_default_backend_list(tmp_path, monkeypatch) -> None:
     """Without --backends, an installed plugin that fails to import is planned (and recorded), not dropped."""
     from mlpbench.cli import build_parser
-    from mlpbench.cli.run import _resolve_plan
+    from mlpbench.cli.run import experiment_from_args
+    from mlpbench.plan import make_plan
 
     _broken_package(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     registry = discover()
     assert registry.backends["broken"].cls is None
     args = build_parser().parse_args(["run", "--tasks", "xor", "--seeds", "1"])
-    jobs, config = _resolve_plan(args, registry)
-    assert "broken" in config["backends"] and any(j.backend == "broken" for j in jobs)
+    experiment = experiment_from_args(args).resolved(registry)
+    jobs = make_plan(experiment, registry)
+    assert "broken" in experiment.backends and any(j.backend == "broken" for j in jobs)
 
 
 # ------------------------------------------------------------ a real divergence, in process

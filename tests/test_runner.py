@@ -8,7 +8,7 @@ import pytest
 
 from mlpbench import load_results
 from mlpbench.cli import main
-from mlpbench.plan import BackendChoice, expand_seeds, parse_backend_list
+from mlpbench.choices import BackendChoice, expand_seeds, parse_backend_list
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from mlpbench import ModelSpec
+from mlpbench.experiment import load_experiment
+from mlpbench.plan import make_plan
 from mlpbench.cli import main
 from mlpbench.flops import forward_flops, gflops, training_flops
-from mlpbench.scaling import BIG_EPOCH_FLOPS, fit_slopes, grid, scaling_rows
-from mlpbench.tasks.scaling import Scaling
+from mlpbench.scaling import fit_slopes, scaling_rows
+from mlpbench.tasks.scaling import BIG_EPOCH_FLOPS, Scaling
 
 
 def test_flop_count_by_hand() -> None:
@@ -48,14 +50,16 @@ def test_scaling_task_rejects_bad_parameters(bad: dict) -> None:
         Scaling(**bad).validate()
 
 
-def test_grid_trains_the_biggest_points_one_epoch_less() -> None:
-    points = grid([1_000, 100_000], [64, 1024], features=64, depth=2, batch_size=512)
-    assert [(p["n_samples"], p["width"]) for p in points] == [(1000, 64), (1000, 1024), (100000, 64), (100000, 1024)]
-    for p in points:
-        spec = Scaling(**p).spec()
-        big = training_flops(spec, p["n_samples"]) > BIG_EPOCH_FLOPS
-        assert p["epochs"] == (2 if big else 3)
-    assert points[-1]["epochs"] == 2 and points[0]["epochs"] == 3
+def test_the_biggest_points_train_one_epoch_less(registry) -> None:
+    experiment = load_experiment("scaling").resolved(registry)
+    jobs = make_plan(experiment, registry, fingerprints=False)
+    sizes = [(j.task_params["n_samples"], j.task_params["width"]) for j in jobs if j.backend == "numpy"]
+    assert sizes == [(n, w) for n in (1000, 10_000, 100_000) for w in (64, 256, 1024)]
+    for job in jobs:
+        spec = Scaling(**job.task_params).spec()
+        big = training_flops(spec, job.task_params["n_samples"]) > BIG_EPOCH_FLOPS
+        assert job.spec["epochs"] == spec.epochs == (2 if big else 3)
+    assert {j.spec["epochs"] for j in jobs} == {2, 3}
 
 
 def test_slope_of_an_exact_power_law() -> None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as _dt
 import math
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..plan import BackendChoice, parse_backend_list
+from ..choices import BackendChoice, default_backends, parse_backend_list
 from ..registry import PluginError, Registry, discover
+from ..store import timestamped_dir  # noqa: F401 - one place builds results/<timestamp>, re-exported here
 
 EXIT_OK, EXIT_FAILED_JOBS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_THREADS = 1  # measured: small MLPs run fastest single-threaded on this class of machine (docs/performance)
@@ -86,29 +86,17 @@ def load_registry(plugin_files: list[str]) -> Registry:
 
 
 def backend_choices(text: str | None, registry: Registry, keep_broken: bool = True) -> list[BackendChoice]:
-    """The backends named by --backends, or every installed one when it is not given.
+    """The backends named by --backends, or `default_backends` when it is not given.
 
-    With `keep_broken`, an installed plugin whose import fails stays in the default list, so its
-    jobs are recorded as errors instead of silently left out. Unknown names are the registry's
-    error (raised when the plan is made).
+    Unknown names are the registry's error (raised when the plan is made).
     """
     if text is None:
-        names = [
-            n
-            for n, e in sorted(registry.backends.items())
-            if (e.cls is None and keep_broken) or (e.cls is not None and not e.cls.missing_requirements())
-        ]
-        return parse_backend_list(",".join(names))
+        return parse_backend_list(",".join(default_backends(registry, keep_broken)))
     with usage_errors():
         choices = parse_backend_list(text)
     if not choices:
         raise UsageError("no backend to run: name at least one with --backends")
     return choices
-
-
-def timestamped_dir(prefix: str = "") -> Path:
-    """A new results directory name under results/: ``results/<prefix><YYYYmmdd-HHMMSS>``."""
-    return Path("results") / f"{prefix}{_dt.datetime.now():%Y%m%d-%H%M%S}"
 
 
 def after_run(path: Path) -> None:

@@ -1,220 +1,196 @@
-"""``run_bench.py run``: plan backends x tasks x seeds, run them in workers, store, report and summarise."""
+"""``run_bench.py run``: fill an `Experiment` from an experiment file and flags, run it, summarise.
+
+Flags given on the command line override the experiment file (``--config``); nothing but the
+`Experiment` travels past this module.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
-from .. import env as envmod
-from ..plan import DEFAULT_TASKS, expand_seeds, make_plan
-from ..registry import Registry
-from ..runner import DEFAULT_TIMEOUT_S, run_with_progress
+from ..choices import DEFAULT_TASKS, expand_seeds, parse_backend_list
+from ..experiment import EXPERIMENT_FILE, Experiment, ExperimentError, load_experiment
+from ..registry import discover
+from ..session import execute, read_experiment
 from ..status import FAILED
-from ..store import CONFIG_FILE, ENV_FILE, ResultsStore, export_csv
 from .common import (
-    DEFAULT_THREADS,
     EXIT_FAILED_JOBS,
     EXIT_INTERRUPTED,
     EXIT_OK,
     PROG,
     UsageError,
     add_plugin_arg,
-    after_run,
-    backend_choices,
+    add_progress_arg,
     key_value,
-    load_registry,
     parse_duration,
     positive_int,
     timestamped_dir,
     usage_errors,
 )
 
-DEFAULT_SEEDS = "3"
+_DEFAULTS = Experiment()
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """The ``run`` sub-command's arguments."""
+    """The ``run`` sub-command's arguments (every default is the `Experiment` default, or the file's)."""
     run = sub.add_parser(
-        "run", help="run a benchmark (the default command)",
-        description="Run backends x tasks x seeds; results go to --out (default results/<timestamp>/).",
-    )  # fmt: skip
-    run.add_argument("--backends", default=None, metavar="LIST",
-                     help="comma-separated backends, options in brackets: numpy,torch,keras[engine=jax] "
-                          "(default: every installed backend)")  # fmt: skip
-    run.add_argument("--tasks", default=",".join(DEFAULT_TASKS), metavar="LIST",
-                     help=f"comma-separated tasks (default: {','.join(DEFAULT_TASKS)})")  # fmt: skip
-    run.add_argument("--seeds", default=DEFAULT_SEEDS, metavar="N|LIST",
-                     help="a count (3 -> seeds 0,1,2) or an explicit list (0,5,9); default 3")  # fmt: skip
-    run.add_argument("--epochs", type=positive_int, default=None, help="override every task's epoch count")
-    run.add_argument("--quick", action="store_true",
-                     help="a fast complete run: 1 seed (unless --seeds is given) and half of each task's epochs "
-                          "(unless --epochs is given); every backend and task still runs")  # fmt: skip
-    run.add_argument("--set", dest="overrides", action="append", default=[], type=key_value, metavar="FIELD=VALUE",
-                     help="override a ModelSpec field for every task, e.g. --set lr=0.01 --set hidden=128,64 "
-                          "(repeatable)")  # fmt: skip
-    run.add_argument("--task-param", action="append", default=[], type=key_value, metavar="TASK.KEY=VALUE",
-                     help="set a task parameter, e.g. --task-param moons.noise=0.3 (repeatable)")
-    run.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
-                     help=f"threads per worker for every framework and BLAS (default {DEFAULT_THREADS})")  # fmt: skip
-    run.add_argument("--timeout", type=parse_duration, default=DEFAULT_TIMEOUT_S, metavar="DURATION",
-                     help=f"per-job time limit, e.g. 90s or 10m (default {DEFAULT_TIMEOUT_S / 60:g}m)")  # fmt: skip
-    run.add_argument("--out", default=None, metavar="DIR", help="results directory (default results/<timestamp>)")
-    run.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR, skipping finished jobs")
-    run.add_argument("--no-progress", action="store_true", help="no live progress display, one line per job")
-    run.add_argument("--csv-path", default=None, metavar="FILE",
+        "run",
+        help="run a benchmark (the default command)",
+        description="Run backends x tasks x grid points x seeds; results go to --out (default results/<timestamp>/). "
+        "An experiment file (--config) describes a whole run; flags given here override it.",
+    )
+    run.add_argument("--config", metavar="FILE|PRESET", help="an experiment file (TOML) or a shipped preset "
+                     "(run_bench.py list shows them); e.g. --config DIR/experiment.toml re-runs a run's very jobs")  # fmt: skip
+    run.add_argument("--backends", metavar="LIST", help="comma-separated backends, options in brackets: "
+                     "numpy,torch,keras[engine=jax] (default: every installed backend)")  # fmt: skip
+    run.add_argument("--tasks", metavar="LIST", help=f"comma-separated tasks (default: {','.join(DEFAULT_TASKS)})")
+    run.add_argument("--seeds", metavar="N|LIST", help="a count (3 -> seeds 0,1,2) or an explicit list (0,5,9); "
+                     f"default {len(_DEFAULTS.seeds)}")  # fmt: skip
+    run.add_argument("--epochs", type=positive_int, help="override every task's epoch count")
+    run.add_argument("--quick", action="store_true", default=None, help="a fast complete run: 1 seed (unless "
+                     "--seeds is given) and half of each task's epochs (unless --epochs is given)")  # fmt: skip
+    run.add_argument("--set", dest="overrides", action="append", type=key_value, metavar="FIELD=VALUE",
+                     help="set a ModelSpec field for every task, e.g. --set lr=0.01 --set hidden=128,64 (repeatable)")  # fmt: skip
+    run.add_argument("--grid", action="append", type=key_value, metavar="SETTING=V1,V2,...",
+                     help="sweep a setting (repeatable; the plan is the product): a ModelSpec field "
+                     "(hidden=16,64,256, hidden=64x64,256x256, lr=1e-3,1e-2, optimizer=sgd,adam), a task parameter "
+                     "(moons.noise=0.1,0.3), threads=1,2, or a backend option (torch.compile=false,true)")  # fmt: skip
+    run.add_argument("--task-param", action="append", type=key_value, metavar="TASK.KEY=VALUE",
+                     help="set a task parameter, e.g. --task-param moons.noise=0.3 (repeatable)")  # fmt: skip
+    run.add_argument("--threads", type=positive_int, help=f"threads per worker for every framework and BLAS "
+                     f"(default {_DEFAULTS.threads}; at most this machine's cores unless --oversubscribe)")  # fmt: skip
+    run.add_argument("--oversubscribe", action="store_true", default=None,
+                     help="allow more threads than this machine has cores (timings are then not meaningful)")  # fmt: skip
+    run.add_argument("--timeout", type=parse_duration, metavar="DURATION",
+                     help=f"per-job time limit, e.g. 90s or 10m (default {_DEFAULTS.timeout_s / 60:g}m)")  # fmt: skip
+    run.add_argument("--out", metavar="DIR", help="results directory (default results/<timestamp>)")
+    run.add_argument("--resume", metavar="DIR", help="continue the run in DIR: its own experiment.toml, "
+                     "skipping finished jobs")  # fmt: skip
+    add_progress_arg(run)
+    run.add_argument("--csv-path", metavar="FILE",
                      help="the csv task's file (with --tasks csv): one row per sample, a header row")  # fmt: skip
-    run.add_argument("--csv-target", default=None, metavar="COLUMN",
+    run.add_argument("--csv-target", metavar="COLUMN",
                      help="the csv task's target column; every other column is a numeric feature")
-    run.add_argument("--csv-kind", default=None, choices=("auto", "binary", "multiclass", "regression"),
+    run.add_argument("--csv-kind", choices=("auto", "binary", "multiclass", "regression"),
                      help="the csv task's problem kind (default auto: from the target column)")  # fmt: skip
     add_plugin_arg(run)
+    run.set_defaults(plugin=None)
     return run
 
 
-def _resolve_plan(args: argparse.Namespace, registry: Registry) -> tuple[list, dict[str, Any]]:
-    backends = backend_choices(args.backends, registry)
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    if not tasks:
-        raise UsageError("no task to run: name at least one with --tasks")
-    overrides = dict(args.overrides)
+#: Experiment fields as flags, for messages.
+_FLAGS = {"overrides": "--set", "task_params": "--task-param", "plugins": "--plugin", "timeout_s": "--timeout"}
+
+
+def experiment_from_args(args: argparse.Namespace) -> Experiment:
+    """The experiment the flags describe: the --config file (or the defaults), then each flag given."""
+    exp = load_experiment(args.config) if args.config else Experiment()
+    changes: dict[str, Any] = {}
+    if args.backends is not None:
+        changes["backends"] = [c.label for c in parse_backend_list(args.backends)]
+    if args.tasks is not None:
+        changes["tasks"] = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if args.seeds is not None:
+        changes["seeds"] = expand_seeds(args.seeds)
+    elif args.quick:
+        changes["seeds"] = [0]
+    if args.quick:
+        changes["quick"] = True
+    overrides = dict(exp.overrides)
+    for key, value in args.overrides or []:
+        overrides[key] = value
     if args.epochs is not None:
-        overrides["epochs"] = str(args.epochs)
-    task_params: dict[str, dict[str, str]] = {}
-    for key, value in args.task_param:
+        overrides["epochs"] = args.epochs
+    changes["overrides"] = overrides
+    grid = dict(exp.grid)
+    for key, values in args.grid or []:
+        grid[key] = [v.strip() for v in values.split(",") if v.strip()]
+    changes["grid"] = grid
+    tasks = changes.get("tasks", exp.tasks)
+    params = {t: dict(p) for t, p in exp.task_params.items()}
+    for key, value in args.task_param or []:
         if "." not in key:
             raise UsageError(f"--task-param {key}={value}: expected TASK.KEY=VALUE, e.g. moons.noise=0.3")
         task, param = key.split(".", 1)
         if task not in tasks:
             raise UsageError(f"--task-param {key}: task {task!r} is not in --tasks ({', '.join(tasks)})")
-        task_params.setdefault(task, {})[param] = value
-    csv = {"path": getattr(args, "csv_path", None), "target": getattr(args, "csv_target", None),
-           "kind": getattr(args, "csv_kind", None)}  # fmt: skip
+        params.setdefault(task, {})[param] = value
+    csv = {"path": args.csv_path, "target": args.csv_target, "kind": args.csv_kind}
     csv = {k: v for k, v in csv.items() if v is not None}
     if csv:
         if "csv" not in tasks:
             raise UsageError("--csv-path, --csv-target and --csv-kind set the csv task: add csv to --tasks")
-        if "path" in csv:  # absolute, so the job id and --resume do not depend on the working directory
-            csv["path"] = str(Path(csv["path"]).expanduser().absolute())
-        task_params.setdefault("csv", {}).update(csv)
-    with usage_errors():
-        quick = getattr(args, "quick", False)
-        seeds = expand_seeds("1" if quick and args.seeds == DEFAULT_SEEDS else args.seeds)
-        if quick and "epochs" not in overrides:
-            jobs = []
-            for t in tasks:  # half of each task's own epoch count: one plan per task
-                epochs = registry.task(t)(**task_params.get(t, {})).spec().epochs
-                quick_overrides = {**overrides, "epochs": str(max(2, (epochs + 1) // 2))}
-                jobs += make_plan(registry, backends, [t], seeds, quick_overrides, task_params)
-        else:
-            jobs = make_plan(registry, backends, tasks, seeds, overrides, task_params)
-    config = {
-        "backends": [b.label for b in backends], "tasks": tasks, "seeds": seeds, "overrides": overrides,
-        "task_params": task_params, "threads": args.threads, "timeout_s": args.timeout,
-        "plugins": list(args.plugin), "argv": sys.argv[1:], "quick": bool(getattr(args, "quick", False)),
-    }  # fmt: skip
-    return jobs, config
-
-
-def _results_dir(args: argparse.Namespace) -> ResultsStore:
-    if args.resume and args.out and Path(args.out).resolve() != Path(args.resume).resolve():
-        raise UsageError("give either --out DIR or --resume DIR, not both")
-    if args.resume:
-        store = ResultsStore(args.resume)
-        if not store.runs_path.exists():
-            raise UsageError(f"--resume {args.resume}: no results there to resume (no runs.jsonl)")
-        return store
-    path = args.out or str(timestamped_dir())
-    store = ResultsStore(path)
-    if store.has_results():
-        raise UsageError(f"{path} already holds results; use --resume {path} to continue it, or choose another --out")
-    return store
-
-
-# Options that do not define the plan: they are not saved for --resume and may differ when resuming.
-_NOT_PLAN = ("command", "out", "resume", "no_progress", "timeout")
-
-
-def _plan_args(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
-    """The command-line options that define the plan, as saved in config.json for --resume."""
-    saved = {}
-    for key, value in vars(args).items():
-        if key in _NOT_PLAN:
-            continue
-        try:
-            saved[key] = _plan_value(key, value)
-        except (TypeError, ValueError):
-            continue
-    saved["backends"] = ",".join(config["backends"])  # resolved: "every installed backend" may change
-    return saved
-
-
-def _plan_value(key: str, value: Any) -> Any:
-    """An option's value as saved in config.json: plain JSON, file names absolute."""
-    if key == "plugin":
-        return [str(Path(p).expanduser().absolute()) for p in value]
-    if key == "csv_path" and value:
-        return str(Path(value).expanduser().absolute())
-    return json.loads(json.dumps(value))
-
-
-def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
-    """The options of the run being resumed; options given now must agree with them."""
-    saved = ResultsStore(args.resume).read_json(CONFIG_FILE).get("args")
-    if not isinstance(saved, dict):
-        return args  # written before the options were saved: plan from the command line
-    from . import build_parser
-
-    defaults = vars(build_parser().parse_args(["run"]))
-    differ = []
-    for key, value in vars(args).items():
-        if key in _NOT_PLAN or key not in saved or value == defaults.get(key):
-            continue
-        if _plan_value(key, value) != saved[key]:
-            differ.append(f"--{key.replace('_', '-')} (saved: {saved[key]!r}, given: {value!r})")
-    if differ:
-        raise UsageError(f"--resume {args.resume} continues the saved plan, but {'; '.join(differ)}; "
-                         "leave these out to continue, or start a new run with --out")  # fmt: skip
-    return argparse.Namespace(**{**vars(args), **saved})
+        params.setdefault("csv", {}).update(csv)
+    changes["task_params"] = params
+    for flag, name in (("threads", "threads"), ("oversubscribe", "oversubscribe"), ("timeout", "timeout_s")):
+        if getattr(args, flag) is not None:
+            changes[name] = getattr(args, flag)
+    if args.plugin:
+        changes["plugins"] = [*exp.plugins, *args.plugin]
+    return dataclasses.replace(exp, **changes)
 
 
 def cmd(args: argparse.Namespace) -> int:
-    """Plan, run, store and summarise."""
+    """Fill the experiment, run it (or resume it), print the summary; exit 1 when a job failed."""
     if args.resume:
-        if not ResultsStore(args.resume).runs_path.exists():
-            raise UsageError(f"--resume {args.resume}: no results there to resume (no runs.jsonl)")
-        args = _resume_args(args)
-    registry = load_registry(args.plugin)
-    jobs, config = _resolve_plan(args, registry)
-    store = _results_dir(args)
-    with usage_errors():
-        store.create()
-    if args.resume:
-        saved = store.read_json(CONFIG_FILE)
-        if saved:
-            config = {**saved, "resumed": True}
-        moved = store.repair()
-        if moved:
-            print(f"warning: {moved} incomplete record(s) in {store.runs_path} (a run killed while writing) moved "
-                  f"to {store.runs_path}.incomplete; those jobs run again", file=sys.stderr)  # fmt: skip
+        if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
+            raise UsageError("give either --out DIR or --resume DIR, not both")
+        with usage_errors():
+            _check_resume_flags(args)
+        experiment, out = Experiment(), Path(args.resume)
     else:
-        config["args"] = _plan_args(args, config)
-    store.write_json(CONFIG_FILE, config)
-    if not (store.path / ENV_FILE).exists():
-        store.write_json(ENV_FILE, envmod.collect(args.threads))
-
-    records, interrupted = run_with_progress(registry, store, jobs, args.threads, args.timeout, not args.no_progress)
-    export_csv(store)
-    after_run(store.path)
+        with usage_errors():
+            experiment = experiment_from_args(args)
+        out = Path(args.out) if args.out else timestamped_dir()
+    try:
+        outcome = execute(
+            experiment, out, resume=bool(args.resume), progress=not args.no_progress, timeout_s=args.timeout,
+            argv=sys.argv[1:],
+        )  # fmt: skip
+    except (ExperimentError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
+    if outcome.report_error:
+        print(f"warning: the report could not be written ({outcome.report_error}); the results in "
+              f"{out} are intact. Retry with: python {PROG} report {out}", file=sys.stderr)  # fmt: skip
+    else:
+        print(f"Report: {out / 'report.html'}")
     from ..summary import print_summary
 
-    print_summary(store)
-    if interrupted:
-        print(f"\nInterrupted by {interrupted}. Every finished job is saved in {store.path}.\n"
-              f"Continue with: python {PROG} run --resume {store.path}", file=sys.stderr)  # fmt: skip
+    print_summary(outcome.store)
+    if outcome.interrupted:
+        print(f"\nInterrupted by {outcome.interrupted}. Every finished job is saved in {out}.\n"
+              f"Continue with: python {PROG} run --resume {out}", file=sys.stderr)  # fmt: skip
         return EXIT_INTERRUPTED
-    print(f"\nResults: {store.path}")
-    bad = [r for r in records if r.get("status") in FAILED]
-    return EXIT_FAILED_JOBS if bad else EXIT_OK
+    print(f"\nResults: {out}")
+    return EXIT_FAILED_JOBS if any(r.get("status") in FAILED for r in outcome.records) else EXIT_OK
+
+
+def _check_resume_flags(args: argparse.Namespace) -> None:
+    """With --resume, flags that define the plan must agree with the saved experiment (or be left out)."""
+    if args.config:
+        raise UsageError(f"--resume {args.resume} continues its own experiment.toml: leave out --config")
+    saved = read_experiment(args.resume)
+    given = experiment_from_args(argparse.Namespace(**{**vars(args), "config": str(Path(args.resume) / EXPERIMENT_FILE)}))
+    registry = discover(given.plugins)
+    before, after = saved.to_dict(), given.resolved(registry).to_dict()
+    differ = []
+    for key in before:
+        if key != "timeout_s" and before.get(key) != after.get(key):
+            flag = _FLAGS.get(key, f"--{key.replace('_', '-')}")
+            differ.append(f"{flag} (saved: {_shown(before.get(key))!r}, given: {_shown(after.get(key))!r})")
+    if differ:
+        raise UsageError(
+            f"--resume {args.resume} continues the saved plan ({EXPERIMENT_FILE}), but {'; '.join(differ)}; "
+            "leave these out to continue, or start a new run with --out"
+        )
+
+
+def _shown(value: Any) -> Any:
+    """A list of names as typed on the command line: ['xor', 'digits'] -> 'xor,digits'."""
+    if isinstance(value, list) and all(isinstance(v, (str, int)) for v in value):
+        return ",".join(map(str, value))
+    return value

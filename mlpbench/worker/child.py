@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any
 
+from ..plan import data_fingerprint
 from ..registry import discover
 from ..task import Task
 from .execute import _tail, execute
@@ -83,6 +84,13 @@ def main() -> None:
                 tasks[key] = registry.task(job["task"])(**(job.get("task_params") or {}))
             task = tasks[key]
             split = splits.get(task, int(job["seed"]))
+            expected = job.get("data_fingerprint")
+            if expected and data_fingerprint(split) != expected:
+                send({"type": "result", "id": job["id"], "record": {
+                    "status": "error", "error": f"the data of task {job['task']!r} here (fingerprint "
+                    f"{data_fingerprint(split)}) is not the data the plan was made on ({expected}): results on "
+                    "other data would be mixed with the run's; make the same data available, or start a new run"}})  # fmt: skip
+                continue
         except Exception as exc:
             send({"type": "result", "id": job["id"], "record": {
                 "status": "error", "error": f"loading task {job['task']!r} failed: {type(exc).__name__}: {exc}",

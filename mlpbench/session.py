@@ -1,0 +1,161 @@
+"""Running an `Experiment` into a results directory: the one path the CLI and ``mlpbench.run`` share.
+
+Everything that can be wrong with an experiment is found before the first job starts; the
+directory gets ``experiment.toml`` (the resolved experiment, the only thing ``--resume`` reads),
+``config.json`` (its machine-readable twin), ``env.json`` and then one record per finished job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import env as envmod
+from .experiment import EXPERIMENT_FILE, Experiment, ExperimentError
+from .plan import Job, make_plan
+from .registry import Registry, discover
+from .runner import run_with_progress
+from .store import CONFIG_FILE, ENV_FILE, Results, ResultsStore, export_csv, load_results
+
+
+@dataclass
+class Outcome:
+    """What one execution did: where, which jobs, the new records, and whether a signal stopped it."""
+
+    experiment: Experiment
+    store: ResultsStore
+    jobs: list[Job]
+    records: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: str | None = None  # the signal's name
+    report_error: str | None = None  # the reports could not be written (the results are intact)
+
+
+def plan(
+    experiment: Experiment, registry: Registry | None = None, keep_broken: bool = True
+) -> tuple[Experiment, list[Job], Registry]:
+    """Resolve and validate `experiment` and make its plan, without running anything."""
+    if registry is None:
+        registry = discover(experiment.plugins)
+    resolved = experiment.resolved(registry, keep_broken)
+    return resolved, make_plan(resolved, registry), registry
+
+
+def execute(
+    experiment: Experiment,
+    out: str | Path,
+    resume: bool = False,
+    progress: bool = False,
+    timeout_s: float | None = None,
+    argv: list[str] | None = None,
+    before_report: Callable[[ResultsStore], None] | None = None,
+    keep_broken: bool = True,
+) -> Outcome:
+    """Validate, plan and run `experiment` into `out` (or continue it there with `resume`).
+
+    Raises ExperimentError (a ValueError) before any work for a bad experiment or directory.
+    `before_report` adds derived files the report shows; `keep_broken` keeps a broken installed
+    plugin in the default backend list (its jobs become error records).
+    """
+    store = ResultsStore(out)
+    if resume:
+        experiment = read_experiment(store.path)
+    experiment, jobs, registry = plan(experiment, keep_broken=keep_broken)
+    if timeout_s is not None:  # how long a job may take does not change what it computes
+        experiment = dataclasses.replace(experiment, timeout_s=timeout_s)
+    if resume:
+        _check_same_data(store, jobs)
+    elif store.has_results() or (store.path / EXPERIMENT_FILE).exists():
+        raise ExperimentError(
+            f"{store.path} already holds results; use --resume {store.path} to continue it, or choose another --out"
+        )
+    store.create()
+    moved = store.repair() if resume else 0
+    if moved:
+        print(
+            f"warning: {moved} incomplete record(s) in {store.runs_path} (a run killed while writing) moved "
+            f"to {store.runs_path}.incomplete; those jobs run again",
+            file=sys.stderr,
+        )
+    if not resume:
+        experiment.write(store.path)
+        # The machine-readable twin of experiment.toml, with what was typed and how many jobs it made.
+        store.write_json(CONFIG_FILE, {**experiment.to_dict(), "planned_jobs": len(jobs), "argv": argv or []})
+    if not (store.path / ENV_FILE).exists():
+        store.write_json(ENV_FILE, envmod.collect(experiment.threads))
+    records, interrupted = run_with_progress(registry, store, jobs, experiment.timeout_s, progress)
+    outcome = Outcome(experiment, store, jobs, records, interrupted)
+    export_csv(store)
+    try:
+        if before_report is not None:
+            before_report(store)
+        from .report import write_reports
+
+        write_reports(store.path)
+    except Exception as exc:  # the results are on disk; a broken report must not hide them
+        outcome.report_error = f"{type(exc).__name__}: {exc}"
+    return outcome
+
+
+def read_experiment(directory: str | Path) -> Experiment:
+    """The experiment a results directory was made by: its ``experiment.toml``, and nothing else."""
+    path = Path(directory)
+    if not path.is_dir():
+        raise ExperimentError(f"--resume {directory}: no results there to resume (no such directory)")
+    file = path / EXPERIMENT_FILE
+    if not file.exists():
+        raise ExperimentError(
+            f"--resume {directory}: it has no {EXPERIMENT_FILE}, so its plan is unknown and nothing was run "
+            "(a directory from an older mlpbench, or the file was deleted). Start a new run with --out, or "
+            f"restore {file}"
+        )
+    return Experiment.from_toml(file)
+
+
+def _check_same_data(store: ResultsStore, jobs: list[Job]) -> None:
+    """Refuse to resume on data that differs from the data the stored records were trained on."""
+    planned = {_data_key(j.task, j.task_params, j.seed): j for j in jobs}
+    for record in store.records():
+        job = planned.get(_data_key(record.get("task"), record.get("task_params") or {}, record.get("seed")))
+        old = record.get("data_fingerprint")
+        if job is None or not old or not job.data_fingerprint or old == job.data_fingerprint:
+            continue
+        where = f" (file {job.task_params['path']})" if "path" in job.task_params else ""
+        raise ExperimentError(
+            f"--resume {store.path}: the data of task {job.task!r}{where} changed since this run started: its records "
+            f"were trained on data with fingerprint {old}, the data now has {job.data_fingerprint}. Resuming would "
+            "mix two data sets; nothing was run. Restore the original data, or start a new run with --out"
+        )
+
+
+def _data_key(task: Any, params: dict[str, Any], seed: Any) -> str:
+    import json
+
+    return json.dumps([task, params, seed], sort_keys=True, default=str)
+
+
+def run(experiment: Experiment, out: str | Path | None = None, progress: bool = False) -> Results:
+    """Run `experiment` from Python (a notebook, a script) and return its results as pandas tables.
+
+    The same guarantees as ``run_bench.py run``: validated before any work (ExperimentError),
+    every finished job on disk at once, ``experiment.toml`` to reproduce it, reports written.
+    `out` defaults to a new timestamped directory under results/.
+    """
+    from .store import timestamped_dir
+
+    outcome = execute(experiment, out or timestamped_dir(), progress=progress)
+    if outcome.interrupted:
+        raise KeyboardInterrupt(
+            f"interrupted by {outcome.interrupted}; finished jobs are in {outcome.store.path} "
+            f"(continue with mlpbench.resume({str(outcome.store.path)!r}))"
+        )
+    return load_results(outcome.store.path)
+
+
+def resume(directory: str | Path, progress: bool = False) -> Results:
+    """Run what is missing from the results directory `directory` (its own experiment.toml) and load it."""
+    outcome = execute(Experiment(), directory, resume=True, progress=progress)
+    return load_results(outcome.store.path)
