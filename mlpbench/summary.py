@@ -7,27 +7,40 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .stats import EPOCH_MS, EPOCH_MS_LABEL, median_epoch_time_s
+from .status import Status
 from .store import ResultsStore, records_to_frames
 
 
-def summary_frame(runs: pd.DataFrame) -> pd.DataFrame:
-    """Median over seeds per (task, backend) of the headline figures, with job counts by status."""
+def summary_frame(runs: pd.DataFrame, curves: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Median over seeds per (task, backend) of the headline figures, with job counts by status.
+
+    "epoch ms" is `mlpbench.stats.median_epoch_time_s` of the ok jobs' `curves` (see `EPOCH_MS_LABEL`),
+    the figure the reports show; without curves, the median of the jobs' own ``epoch_time_s``.
+    """
+    if curves is None:
+        curves = pd.DataFrame(columns=["id", "epoch", "epoch_time_s"])
     rows = []
     for (task, backend), g in runs.groupby(["task", "backend"], sort=False):
-        ok = g[g["status"] == "ok"]
+        ok = g[g["status"] == Status.OK]
         metric_cols = [c for c in g.columns if c.startswith("test_") and g[c].notna().any()]
         main = metric_cols[0] if metric_cols else None
         counts = g["status"].value_counts()
-        rows.append({
-            "task": task, "backend": backend,
-            "jobs": " ".join(f"{n} {s}" for s, n in counts.items()),
-            "metric": main[5:] if main else "",
-            "test (median)": ok[main].median() if main and len(ok) else None,
-            "epoch ms (median)": 1000 * ok["epoch_time_s"].median() if len(ok) else None,
-            "first epoch ms": 1000 * ok["first_epoch_s"].median() if len(ok) else None,
-            "time to target s": ok["time_to_target_s"].median() if len(ok) else None,
-            "peak MB": ok["peak_rss_mb"].median() if len(ok) else None,
-        })  # fmt: skip
+        ok_curves = curves[curves["id"].isin(ok["id"])]
+        epoch_s = median_epoch_time_s(ok_curves, fallback=ok["epoch_time_s"]) if len(ok) else None
+        rows.append(
+            {
+                "task": task,
+                "backend": backend,
+                "jobs": " ".join(f"{n} {s}" for s, n in counts.items()),
+                "metric": main[5:] if main else "",
+                "test (median)": ok[main].median() if main and len(ok) else None,
+                EPOCH_MS: 1000 * epoch_s if epoch_s is not None else None,
+                "first epoch ms": 1000 * ok["first_epoch_s"].median() if len(ok) else None,
+                "time to target s": ok["time_to_target_s"].median() if len(ok) else None,
+                "peak MB": ok["peak_rss_mb"].median() if len(ok) else None,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -41,11 +54,11 @@ def _fmt(value: object, digits: int = 4) -> str:
 
 def print_summary(store: ResultsStore, console: Console | None = None) -> None:
     """Print the summary table of a results directory."""
-    runs, _ = records_to_frames(store.records())
+    runs, curves = records_to_frames(store.records())
     if runs.empty:
         return
-    table = Table(title=f"mlpbench results: {store.path}")
-    frame = summary_frame(runs)
+    table = Table(title=f"mlpbench results: {store.path}", caption=EPOCH_MS_LABEL)
+    frame = summary_frame(runs, curves)
     for col in frame.columns:
         table.add_column(col, justify="left" if col in ("task", "backend", "jobs", "metric") else "right")
     for row in frame.itertuples(index=False):

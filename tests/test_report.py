@@ -32,8 +32,8 @@ HOSTILE = "<script>alert('pwned')</script>"
 
 
 def _run(out: Path, plugin: Path, *extra: str) -> int:
-    return main(["run", "--backends", "numpy,numpy_twin", "--plugin", str(plugin), "--tasks", ",".join(TASKS),
-                 "--seeds", "2", "--epochs", "6", "--out", str(out), "--no-progress", *extra])  # fmt: skip
+    args = ["--backends", "numpy,numpy_twin", "--plugin", str(plugin), "--tasks", ",".join(TASKS)]
+    return main(["run", *args, "--seeds", "2", "--epochs", "6", "--out", str(out), "--no-progress", *extra])
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +141,27 @@ def test_header_says_what_ran_when_and_where(run_dir: Path) -> None:
     assert "OMP\\_NUM\\_THREADS=1" in md and "OMP_NUM_THREADS=1" in page
 
 
+def test_machine_section_lists_every_library_the_backends_required(run_dir: Path, tmp_path: Path) -> None:
+    """A plugin's libraries appear even when env.json does not track them: the workers' versions are used."""
+    d = _copy_stored_results(run_dir, tmp_path / "bench")
+    lines = (d / "runs.jsonl").read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+    for r in records:
+        if r["backend"] == "numpy_twin":  # as a plugin that also requires an untracked library would report
+            r["versions"] = {**r["versions"], "flaxish": "0.8.1"}
+    (d / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    assert main(["report", str(d)]) == 0
+    numpy_version = records[0]["versions"]["numpy"]
+    md = (d / "report.md").read_text(encoding="utf-8")
+    machine = md.split("## Machine", 1)[1].split("## ", 1)[0]
+    expected = f"flaxish 0.8.1 (numpy\\_twin); numpy {numpy_version} (numpy, numpy\\_twin)"
+    assert f"| **libraries the backends required** | {expected} |" in machine
+    page = (d / "report.html").read_text(encoding="utf-8")
+    machine = page.split('<section id="machine">', 1)[1].split("</section>", 1)[0]
+    assert f"flaxish 0.8.1 (numpy_twin); numpy {numpy_version} (numpy, numpy_twin)" in machine
+    assert f"numpy {numpy_version}, flaxish 0.8.1" in md.split("## Machine", 1)[0]  # the backend's own row
+
+
 # ---------------------------------------------------------------------------- report.md
 def test_markdown_links_every_figure_relatively_to_an_existing_png(run_dir: Path) -> None:
     md = (run_dir / "report.md").read_text(encoding="utf-8")
@@ -158,8 +179,16 @@ def test_markdown_links_every_figure_relatively_to_an_existing_png(run_dir: Path
 def test_best_values_are_bold_in_markdown_and_html(run_dir: Path) -> None:
     """In every ranked column, exactly the rows showing the best number are bold."""
     md = (run_dir / "report.md").read_text(encoding="utf-8")
-    direction = {"test accuracy": max, "test r2": max, "final train loss": min, "final val loss": min,
-                 "epoch ms": min, "train time s": min, "predict samples/s": max, "peak memory MB": min}  # fmt: skip
+    direction = {
+        "test accuracy": max,
+        "test r2": max,
+        "final train loss": min,
+        "final val loss": min,
+        "epoch ms": min,
+        "train time s": min,
+        "predict samples/s": max,
+        "peak memory MB": min,
+    }
     tables = _md_tables(md)
     assert set(tables) == set(TASKS)
     checked = 0
@@ -200,11 +229,25 @@ def test_failed_jobs_are_listed_with_their_reason_and_every_string_is_escaped(
     run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     d = _copy_stored_results(run_dir, tmp_path / "bench")
-    bad = {"id": "x/xor/seed=0", "backend": HOSTILE, "backend_name": "evil", "backend_options": {"k": HOSTILE},
-           "task": "xor", "seed": 0, "status": "error", "error": f"ValueError in train_epoch: {HOSTILE} | & done",
-           "traceback": f"Traceback ...\nValueError: {HOSTILE}"}  # fmt: skip
-    diverged = {"id": "n/diabetes/seed=1", "backend": "numpy", "task": "diabetes", "seed": 1, "status": "diverged",
-                "error": "non-finite training loss at epoch 3 (train_epoch)"}  # fmt: skip
+    bad = {
+        "id": "x/xor/seed=0",
+        "backend": HOSTILE,
+        "backend_name": "evil",
+        "backend_options": {"k": HOSTILE},
+        "task": "xor",
+        "seed": 0,
+        "status": "error",
+        "error": f"ValueError in train_epoch: {HOSTILE} | & done",
+        "traceback": f"Traceback ...\nValueError: {HOSTILE}",
+    }
+    diverged = {
+        "id": "n/diabetes/seed=1",
+        "backend": "numpy",
+        "task": "diabetes",
+        "seed": 1,
+        "status": "diverged",
+        "error": "non-finite training loss at epoch 3 (train_epoch)",
+    }
     ResultsStore(d).append(bad)
     ResultsStore(d).append(diverged)
     assert main(["report", str(d)]) == 0
@@ -229,12 +272,31 @@ def test_failed_jobs_are_listed_with_their_reason_and_every_string_is_escaped(
 
 def test_parity_table_when_parity_json_is_present(run_dir: Path, tmp_path: Path) -> None:
     d = _copy_stored_results(run_dir, tmp_path / "bench")
-    (d / "parity.json").write_text(json.dumps([
-        {"backend": "torch", "task": "xor", "optimizer": "adam", "max_rel_loss_diff": 3.2e-7,
-         "max_rel_weight_diff": 1.1e-6, "target": 1e-5, "within_target": True},
-        {"backend": "sklearn", "task": "xor", "optimizer": "sgd", "max_rel_loss_diff": 0.02,
-         "max_rel_weight_diff": 0.05, "target": 1e-5, "within_target": False, "note": f"alpha scaled {HOSTILE}"},
-    ]))  # fmt: skip
+    (d / "parity.json").write_text(
+        json.dumps(
+            [
+                {
+                    "backend": "torch",
+                    "task": "xor",
+                    "optimizer": "adam",
+                    "max_rel_loss_diff": 3.2e-7,
+                    "max_rel_weight_diff": 1.1e-6,
+                    "target": 1e-5,
+                    "within_target": True,
+                },
+                {
+                    "backend": "sklearn",
+                    "task": "xor",
+                    "optimizer": "sgd",
+                    "max_rel_loss_diff": 0.02,
+                    "max_rel_weight_diff": 0.05,
+                    "target": 1e-5,
+                    "within_target": False,
+                    "note": f"alpha scaled {HOSTILE}",
+                },
+            ]
+        )
+    )
     assert main(["report", str(d)]) == 0
     md = (d / "report.md").read_text()
     section = md.split("## Parity between backends", 1)[1].split("## ", 1)[0]
@@ -253,7 +315,8 @@ def test_report_command_regenerates_from_stored_results_alone(run_dir: Path, tmp
     d = _copy_stored_results(run_dir, tmp_path / "bench")
     assert main(["report", str(d)]) == 0
     assert sorted(p.name for p in (d / "figures").glob("*.png")) == sorted(
-        p.name for p in (run_dir / "figures").glob("*.png"))  # fmt: skip
+        p.name for p in (run_dir / "figures").glob("*.png")
+    )
     again = (d / "report.md").read_text().replace(md_text(d), "DIR").replace(str(d), "DIR")
     original = (run_dir / "report.md").read_text().replace(md_text(run_dir), "DIR").replace(str(run_dir), "DIR")
     assert again == original
@@ -272,8 +335,8 @@ def test_a_failing_report_warns_and_keeps_the_results(
     out = tmp_path / "bench"
     out.mkdir()
     (out / "figures").write_text("a file where the figures folder should go")  # the report cannot be written
-    code = main(["run", "--backends", "numpy", "--tasks", "xor", "--seeds", "1", "--epochs", "2", "--out", str(out),
-                 "--no-progress"])  # fmt: skip
+    args = "run --backends numpy --tasks xor --seeds 1 --epochs 2 --no-progress".split()
+    code = main([*args, "--out", str(out)])
     assert code == 0
     err = capsys.readouterr().err
     assert "warning: the report could not be written" in err and f"report {out}" in err

@@ -28,16 +28,24 @@ pytestmark = pytest.mark.skipif(
 
 
 def _browser(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}"]  # fmt: skip
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+    ]
     return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=180)
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run") / "bench"
-    assert main(["run", "--backends", "numpy", "--tasks", "xor,diabetes", "--seeds", "2", "--epochs", "5",
-                 "--out", str(out), "--no-progress"]) == 0  # fmt: skip
+    args = "run --backends numpy --tasks xor,diabetes --seeds 2 --epochs 5 --no-progress".split()
+    assert main([*args, "--out", str(out)]) == 0
     return out / "report.html"
 
 

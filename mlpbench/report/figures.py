@@ -21,11 +21,20 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 DPI = 100
 # Colour-blind-safe palette (Okabe-Ito), then matplotlib's tab10 for more backends.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
-           "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")  # fmt: skip
-_STYLE = {"axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
-          "font.size": 9.5, "axes.titlesize": 10.5, "axes.titleweight": "bold", "legend.fontsize": 8.5,
-          "legend.frameon": False}  # fmt: skip
+_OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+_TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+PALETTE = _OKABE_ITO + _TAB10
+_STYLE = {
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "font.size": 9.5,
+    "axes.titlesize": 10.5,
+    "axes.titleweight": "bold",
+    "legend.fontsize": 8.5,
+    "legend.frameon": False,
+}
 
 
 def colours(backends: Sequence[str]) -> dict[str, str]:
@@ -99,8 +108,9 @@ def _positive(series: pd.Series) -> bool:
 
 
 @_styled
-def loss_curves(curves: pd.DataFrame, backends: Sequence[str], palette: dict[str, str], task: str,
-                loss_name: str, path: Path) -> Path | None:  # fmt: skip
+def loss_curves(
+    curves: pd.DataFrame, backends: Sequence[str], palette: dict[str, str], task: str, loss_name: str, path: Path
+) -> Path | None:
     """Training and validation loss against epoch, one colour per backend (median line, min-max band)."""
     if curves.empty or curves[["train_loss", "val_loss"]].isna().all().all():
         return None
@@ -122,8 +132,9 @@ def loss_curves(curves: pd.DataFrame, backends: Sequence[str], palette: dict[str
 
 
 @_styled
-def loss_vs_time(curves: pd.DataFrame, backends: Sequence[str], palette: dict[str, str], task: str,
-                 path: Path) -> Path | None:  # fmt: skip
+def loss_vs_time(
+    curves: pd.DataFrame, backends: Sequence[str], palette: dict[str, str], task: str, path: Path
+) -> Path | None:
     """Validation loss against cumulative training wall time (evaluation excluded)."""
     data = curves.dropna(subset=["val_loss", "elapsed_s"])
     if data.empty:
@@ -144,8 +155,14 @@ def loss_vs_time(curves: pd.DataFrame, backends: Sequence[str], palette: dict[st
 
 
 @_styled
-def speed_and_spread(epoch_times: dict[str, np.ndarray], metric_values: dict[str, np.ndarray], metric: str,
-                     palette: dict[str, str], task: str, path: Path) -> Path | None:  # fmt: skip
+def speed_and_spread(
+    epoch_times: dict[str, np.ndarray],
+    metric_values: dict[str, np.ndarray],
+    metric: str,
+    palette: dict[str, str],
+    task: str,
+    path: Path,
+) -> Path | None:
     """Left: steady-state epoch times per backend (box plot, log scale). Right: test metric of every seed."""
     names = [b for b in epoch_times if len(epoch_times[b]) or len(metric_values.get(b, []))]
     if not names:
@@ -157,8 +174,15 @@ def speed_and_spread(epoch_times: dict[str, np.ndarray], metric_values: dict[str
         times = np.asarray(epoch_times.get(b, []), dtype=float) * 1000
         times = times[np.isfinite(times) & (times > 0)]
         if len(times):
-            bp = ax_t.boxplot(times, positions=[y], orientation="horizontal", widths=0.55, patch_artist=True,
-                              showfliers=True, flierprops={"markersize": 2.5, "alpha": 0.5})  # fmt: skip
+            bp = ax_t.boxplot(
+                times,
+                positions=[y],
+                orientation="horizontal",
+                widths=0.55,
+                patch_artist=True,
+                showfliers=True,
+                flierprops={"markersize": 2.5, "alpha": 0.5},
+            )
             for box in bp["boxes"]:
                 box.set(facecolor=palette[b], alpha=0.55, edgecolor=palette[b])
             for key in ("medians", "whiskers", "caps"):
@@ -184,8 +208,7 @@ def speed_and_spread(epoch_times: dict[str, np.ndarray], metric_values: dict[str
 
 
 @_styled
-def decision_boundaries(grids: dict[str, dict[str, Any]], titles: dict[str, str], task: str,
-                        path: Path) -> Path | None:  # fmt: skip
+def decision_boundaries(grids: dict[str, dict[str, Any]], titles: dict[str, str], task: str, path: Path) -> Path | None:
     """Each backend's predicted P(class 1) (or class) over the input plane, with the training points."""
     names = [b for b, g in grids.items() if g and g.get("proba")]
     if not names:
@@ -209,9 +232,17 @@ def decision_boundaries(grids: dict[str, dict[str, Any]], titles: dict[str, str]
         if len(points):
             few = len(points) < 50  # a handful of points (xor) must stand out; hundreds must not hide the map
             colours_pts = ["#2166ac", "#b2182b"] if binary else list(PALETTE[: int(labels.max()) + 1])
-            ax.scatter(points[:, 0], points[:, 1], c=labels, cmap=ListedColormap(colours_pts),
-                       s=60 if few else 16 if len(points) < 200 else 8, edgecolor="black" if few else "white",
-                       linewidths=0.8 if few else 0.4, vmin=0, vmax=max(1, int(labels.max())))  # fmt: skip
+            ax.scatter(
+                points[:, 0],
+                points[:, 1],
+                c=labels,
+                cmap=ListedColormap(colours_pts),
+                s=60 if few else 16 if len(points) < 200 else 8,
+                edgecolor="black" if few else "white",
+                linewidths=0.8 if few else 0.4,
+                vmin=0,
+                vmax=max(1, int(labels.max())),
+            )
         ax.set_title(text(titles.get(b, b)), fontsize=9.5)
         ax.grid(False)
     for ax in list(axes.flat)[len(names) :]:

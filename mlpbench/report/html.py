@@ -1,0 +1,206 @@
+"""report.html: the report as one self-contained page, rendered from ``templates/report.html.j2``.
+
+The page's CSS and script are package files (``static/report.css``, ``static/report.js``) inlined
+into it, and its figures are data URIs, so it works offline as a single file. Its
+Content-Security-Policy forbids every fetch and every script but its own (allowed by hash).
+
+The template runs with autoescape on, and every value is escaped with `html.escape` on output
+(`_escaped`), the same entities report.md uses: no string from the results reaches the page as markup.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import html
+import re
+from collections.abc import Collection
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from .. import __version__
+from ..status import FAILED, FINISHED, Status
+from .facts import (
+    PARITY_COLUMNS,
+    SCALING_COLUMNS,
+    backend_facts,
+    machine_facts,
+    parity_cells,
+    reason,
+    run_facts,
+    scaling_cells,
+)
+from .model import SCALING_FIGURE, Figure, Report, TaskSection, slug
+from .tables import COLUMN_NOTES
+
+TEMPLATE = "report.html.j2"
+_PACKAGE = __package__ or "mlpbench.report"
+
+
+def _escaped(value: Any) -> Any:
+    """Every value the template prints, escaped as `html.escape` does (markup built by the template stays)."""
+    if isinstance(value, Markup):
+        return value
+    return Markup(html.escape(str(value), quote=True))
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader(_PACKAGE, "templates"),
+        autoescape=True,
+        finalize=_escaped,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+@functools.cache
+def static_text(name: str) -> str:
+    """A file of the package's ``static/`` folder (the page's CSS and script)."""
+    return resources.files(_PACKAGE).joinpath("static", name).read_text(encoding="utf-8")
+
+
+def content_security_policy(script: str) -> str:
+    """No network fetch, no script but `script` (by its hash), whatever the results contain."""
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    return f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{digest}'"
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _head(columns: list[tuple[str, str, str]]) -> list[dict[str, str]]:
+    return [{"text": text, "cls": cls, "tip": tip} for text, cls, tip in columns]
+
+
+def _plain(names: list[str], numeric: Collection[str] = ()) -> list[dict[str, str]]:
+    return _head([(n, "num" if n in numeric else "", "") for n in names])
+
+
+def _figure(f: Figure, task: str) -> dict[str, str]:
+    return {"src": _data_uri(f.path), "alt": f"{task}: {f.title}", "title": f.title, "caption": f.caption}
+
+
+def _section(s: TaskSection, palette: dict[str, str]) -> dict[str, Any]:
+    columns = [("backend", "", "")] + [(c.header, "" if c.key == "jobs" else "num", c.tip) for c in s.columns]
+    rows = []
+    for r in s.rows:
+        cells = []
+        for c in s.columns:
+            best = r["backend"] in s.best[c.key]
+            cls = ("" if c.key == "jobs" else "num") + (" best" if best else "")
+            detail = c.detail(r) if c.detail else ""
+            cells.append({"value": c.fmt(r.get(c.key)), "best": best, "detail": detail, "cls": cls.strip()})
+        rows.append({"backend": r["backend"], "colour": palette.get(r["backend"], "#888"), "cells": cells})
+    return {
+        "task": s.task,
+        "slug": slug(s.task),
+        "setup": s.setup,
+        "columns": _head(columns),
+        "rows": rows,
+        "figures": [_figure(f, s.task) for f in s.figures],
+    }
+
+
+def _parity(report: Report) -> dict[str, Any] | None:
+    if report.parity is None:
+        return None
+    numeric = {k for k, _ in PARITY_COLUMNS if k.startswith("max_") or k == "target"}
+    rows = [
+        [
+            {"text": v, "cls": "num" if k in numeric else "", "alarm": k == "within_target" and v == "NO"}
+            for (k, _), v in zip(PARITY_COLUMNS, parity_cells(r), strict=True)
+        ]
+        for r in report.parity
+    ]
+    return {"columns": _head([(h, "num" if k in numeric else "", "") for k, h in PARITY_COLUMNS]), "rows": rows}
+
+
+def _scaling(report: Report) -> dict[str, Any] | None:
+    if not report.scaling:
+        return None
+    picture = report.path / SCALING_FIGURE
+    figure = {"src": _data_uri(picture), "alt": "epoch time against work", "title": ""} if picture.is_file() else None
+    rows = [
+        [{"text": c, "cls": "" if i == 0 else "num"} for i, c in enumerate(scaling_cells(r))] for r in report.scaling
+    ]
+    return {"figure": figure, "columns": _plain(SCALING_COLUMNS, set(SCALING_COLUMNS[1:])), "rows": rows}
+
+
+def _status_kind(status: Any) -> str:
+    """The CSS class of a status badge: ``failed`` (something went wrong), ``not-run`` (skipped and the like)."""
+    if status in FAILED:
+        return "failed"
+    return "not-run" if status in FINISHED and status != Status.OK else ""
+
+
+def _problems(report: Report) -> list[dict[str, Any]]:
+    return [
+        {
+            "backend": r.get("backend"),
+            "task": r.get("task"),
+            "seed": r.get("seed"),
+            "status": r.get("status"),
+            "status_class": re.sub(r"[^a-z_]", "", str(r.get("status"))),
+            "kind": _status_kind(r.get("status")),
+            "reason": reason(r),
+            "traceback": r.get("traceback") or "",
+        }
+        for r in report.problems
+    ]
+
+
+def _counted(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
+def render_html(report: Report) -> str:
+    """report.html: one self-contained page (inline CSS, figures as data URIs, no external resource)."""
+    from . import figures as figs
+
+    palette = figs.colours(report.backends)
+    runs = report.results.runs
+    n_ok = int((runs["status"] == Status.OK).sum()) if len(runs) else 0
+    chips = [_counted(len(report.backends), "backend"), _counted(len(report.tasks), "task")]
+    toc = [("run", "What ran"), ("machine", "Machine")] + [(f"task-{slug(s.task)}", s.task) for s in report.sections]
+    if report.parity is not None:
+        toc.append(("parity", "Parity"))
+    toc.append(("problems", "Did not finish"))
+    facts = backend_facts(report)
+    for f in facts:
+        f["colour"] = palette.get(f["backend"], "#888")
+    script = static_text("report.js")
+    template = _environment().get_template(TEMPLATE)
+    return template.render(
+        name=report.path.name,
+        path=str(report.path),
+        version=__version__,
+        backends=report.backends,
+        tasks=report.tasks,
+        chips=[*chips, f"{len(runs)} jobs", f"{n_ok} ok"],
+        n_bad=len(report.problems),
+        toc=toc,
+        run_facts=run_facts(report),
+        backend_columns=_plain(["backend", "implementation", "options", "versions", "jobs"]),
+        backend_facts=facts,
+        machine_facts=machine_facts(report),
+        glance=[g for s in report.sections for g in s.glance],
+        notes=COLUMN_NOTES,
+        sections=[_section(s, palette) for s in report.sections],
+        parity=_parity(report),
+        scaling=_scaling(report),
+        problem_columns=_plain(["backend", "task", "seed", "status", "reason"], {"seed"}),
+        problems=_problems(report),
+        csp=Markup(content_security_policy(script)),  # fixed text and base64: nothing to escape
+        css=Markup(static_text("report.css")),
+        script=Markup(script),
+    )

@@ -1,0 +1,217 @@
+"""The task tables: their columns, one row of numbers per backend, and which backends are best."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..metrics import HIGHER_IS_BETTER
+from ..stats import EPOCH_MS, EPOCH_MS_DEFINITION, iqr, median, median_epoch_time_s, steady_epoch_times
+from ..status import Status
+from .format import DASH, fmt_g, fmt_int, fmt_metric, missing
+
+
+def num(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A numeric column, or NaNs when the column is absent (e.g. every job failed)."""
+    if column not in frame:
+        return pd.Series(np.nan, index=frame.index, dtype=float)
+    return pd.to_numeric(frame[column], errors="coerce")
+
+
+@dataclass
+class Column:
+    """One column of a task table: where its value lives in a row, how to show it, which way is better."""
+
+    key: str
+    header: str
+    better: str | None = None  # "max", "min" or None (not ranked)
+    fmt: Callable[[Any], str] = fmt_g
+    detail: Callable[[dict[str, Any]], str] | None = None  # small print after the value (range, IQR, ...)
+    tip: str = ""
+
+
+def _range_detail(row: dict[str, Any]) -> str:
+    lo, hi = row.get("metric_min"), row.get("metric_max")
+    if missing(lo) or missing(hi) or lo == hi:
+        return ""
+    return f"{fmt_metric(lo)}{DASH}{fmt_metric(hi)}"
+
+
+def _iqr_detail(row: dict[str, Any]) -> str:
+    spread = row.get("epoch_iqr_ms")
+    return "" if missing(spread) else f"IQR {fmt_g(spread, 2)}"
+
+
+def _peak_detail(row: dict[str, Any]) -> str:
+    pct = row.get("gflops_pct")
+    return "" if missing(pct) else f"{pct:.2g}% of peak"
+
+
+def _target_detail(row: dict[str, Any]) -> str:
+    reached, n = row.get("ttt_reached", 0), row.get("n_ok", 0)
+    if n and reached < n:
+        return f"{reached}/{n} seeds" if reached else f"not reached by {n} seed{'s' * (n > 1)}"
+    return ""
+
+
+def _fmt_loss(v: Any) -> str:
+    return fmt_g(v, 4)
+
+
+_TIPS = {
+    "metric": "median over seeds, min–max range after it",
+    "epoch_ms": f"training time of one epoch, {EPOCH_MS_DEFINITION}; interquartile range after it",
+    "overhead_ms": "first epoch minus the steady-state epoch (graph building, compilation, warm-up), median",
+    "train_s": "all epochs, training only (evaluation not timed), median",
+    "ttt_s": "training time until the validation metric first met the task's target, median over seeds that did",
+    "throughput": "test-set prediction, best of 3, median",
+    "gflops": "achieved training throughput: analytic FLOPs of forward + backward per epoch / steady-state "
+    "epoch time, median; % of the machine's measured matmul peak below it",
+    "peak_mb": "peak resident memory of the worker during the job",
+    "jobs": "jobs by status",
+}
+
+
+def task_columns(metric: str | None, loss_name: str | None) -> list[Column]:
+    """The columns of every task table."""
+    better = "max" if HIGHER_IS_BETTER.get(metric or "", True) else "min"
+    last = f"last epoch{f' ({loss_name})' if loss_name else ''}, median"
+    return [
+        Column("metric", f"test {metric or 'metric'}", better, fmt_metric, _range_detail, _TIPS["metric"]),
+        Column("train_loss", "final train loss", "min", _fmt_loss, tip=last),
+        Column("val_loss", "final val loss", "min", _fmt_loss, tip=last),
+        Column("epoch_ms", EPOCH_MS, "min", fmt_g, _iqr_detail, _TIPS["epoch_ms"]),
+        Column("overhead_ms", "1st-epoch overhead ms", "min", fmt_g, tip=_TIPS["overhead_ms"]),
+        Column("train_s", "train time s", "min", fmt_g, tip=_TIPS["train_s"]),
+        Column("ttt_s", "time to target s", "min", fmt_g, _target_detail, _TIPS["ttt_s"]),
+        Column("throughput", "predict samples/s", "max", fmt_int, tip=_TIPS["throughput"]),
+        Column("gflops", "train GFLOP/s", "max", fmt_g, _peak_detail, _TIPS["gflops"]),
+        Column("peak_mb", "peak memory MB", "min", fmt_int, tip=_TIPS["peak_mb"]),
+        Column("jobs", "jobs", None, str, tip=_TIPS["jobs"]),
+    ]
+
+
+#: How to read the task tables, shown once per report.
+COLUMN_NOTES = [
+    ("test metric", "the task's headline metric on the test set: median over seeds, min–max range below it"),
+    (
+        "final train / val loss",
+        "the loss after the last epoch, computed by mlpbench from each backend's predictions (never the "
+        "framework's running average); median over seeds",
+    ),
+    (EPOCH_MS, f"{EPOCH_MS_DEFINITION} (training time of one epoch); interquartile range below it"),
+    ("1st-epoch overhead ms", "first epoch minus the steady-state epoch: graph building, compilation, warm-up"),
+    ("train time s", "all epochs, training only: evaluation between epochs is not timed"),
+    (
+        "time to target s",
+        "training time until the validation metric first met the task's target; the median over the seeds "
+        "that reached it, with how many did when not all",
+    ),
+    ("predict samples/s", "test-set prediction throughput, best of 3 calls"),
+    (
+        "train GFLOP/s",
+        "analytic FLOPs of training (forward + backward matmuls) per epoch divided by the steady-state epoch "
+        "time; the percentage compares it with the machine's measured float32 matmul peak",
+    ),
+    ("peak memory MB", "peak resident memory of the worker process during the job (includes the framework)"),
+    ("jobs", "jobs by status; anything but ok is explained under “Jobs that did not finish”"),
+]
+
+_STATUS_ORDER = list(Status)
+
+
+def status_rank(status: Any) -> int:
+    """Where a status sorts: ok first, then the order of `Status`; anything unknown last."""
+    return _STATUS_ORDER.index(status) if status in _STATUS_ORDER else len(_STATUS_ORDER)
+
+
+def status_counts(statuses: pd.Series) -> str:
+    """Jobs by status, e.g. ``2 ok · 1 error``."""
+    counts = statuses.fillna("?").value_counts()
+    return " · ".join(f"{counts[k]} {k}" for k in sorted(counts.index, key=status_rank))
+
+
+def task_metric(runs: pd.DataFrame) -> str | None:
+    """The task's headline metric: its recorded target metric, else accuracy or r2, whichever was measured."""
+    if "target_metric" in runs:
+        named = runs["target_metric"].dropna()
+        if len(named):
+            return str(named.iloc[0])
+    for name in ("accuracy", "r2"):
+        if f"test_{name}" in runs and runs[f"test_{name}"].notna().any():
+            return name
+    tests = [c[5:] for c in runs.columns if c.startswith("test_") and runs[c].notna().any()]
+    return tests[0] if tests else None
+
+
+def _backend_row(backend: str, jobs: pd.DataFrame, curves: pd.DataFrame, metric: str | None) -> dict[str, Any]:
+    ok = jobs[jobs["status"] == Status.OK]
+    c = curves[curves["id"].isin(ok["id"])] if len(ok) else curves.iloc[0:0]
+    last = c.sort_values("epoch").groupby("id").tail(1) if len(c) else c
+    steady_ms = steady_epoch_times(c) * 1000
+    values = num(ok, f"test_{metric}") if metric else pd.Series(dtype=float)
+    ttt = num(ok, "time_to_target_s")
+    return {
+        "backend": backend,
+        "n_ok": len(ok),
+        "n_jobs": len(jobs),
+        "metric": median(values),
+        "metric_min": values.min(),
+        "metric_max": values.max(),
+        "metric_values": values.dropna().tolist(),
+        "train_loss": median(num(last, "train_loss")),
+        "val_loss": median(num(last, "val_loss")),
+        "epoch_ms": median_epoch_time_s(c, fallback=num(ok, "epoch_time_s")) * 1000,
+        "epoch_iqr_ms": iqr(steady_ms) if len(steady_ms) > 1 else median(num(ok, "epoch_time_iqr_s")) * 1000,
+        "epoch_samples_ms": steady_ms.to_numpy(),
+        "overhead_ms": median(num(ok, "first_epoch_s") - num(ok, "epoch_time_s")) * 1000,
+        "train_s": median(num(ok, "train_time_s")),
+        "ttt_s": median(ttt),
+        "ttt_reached": int(ttt.notna().sum()),
+        "throughput": median(num(ok, "predict_throughput")),
+        "peak_mb": median(num(ok, "peak_rss_mb")),
+        "gflops": median(num(ok, "train_gflops")),
+        "jobs": status_counts(jobs["status"]),
+    }
+
+
+def task_rows(
+    runs: pd.DataFrame, curves: pd.DataFrame, backends: list[str], peak_gflops: float | None = None
+) -> list[dict[str, Any]]:
+    """One row of numbers per backend for one task (runs and curves already restricted to the task)."""
+    rows = []
+    metric = task_metric(runs)
+    for b in backends:
+        jobs = runs[runs["backend"] == b]
+        if jobs.empty:
+            continue
+        row = _backend_row(b, jobs, curves, metric)
+        if peak_gflops and not missing(row["gflops"]):
+            row["gflops_pct"] = 100.0 * row["gflops"] / peak_gflops
+        rows.append(row)
+    return rows
+
+
+def best_backends(rows: list[dict[str, Any]], column: Column) -> set[str]:
+    """Backends holding the best value of `column` (ties included; nothing when fewer than two have a value).
+
+    Values are compared as displayed, so two backends that both show 1.0000 are both best. For time to
+    target, a backend that reached the target on more seeds beats a faster one that reached it on fewer.
+    """
+    if column.better is None:
+        return set()
+    have = [r for r in rows if not missing(r.get(column.key))]
+    if len(have) < 2:
+        return set()
+    if column.key == "ttt_s":
+        share = {r["backend"]: r["ttt_reached"] / max(r["n_ok"], 1) for r in have}
+        top = max(share.values())
+        have = [r for r in have if share[r["backend"]] == top]
+    pick = max if column.better == "max" else min
+    best = pick(float(r[column.key]) for r in have)
+    shown = column.fmt(best)
+    return {r["backend"] for r in have if column.fmt(r[column.key]) == shown}
