@@ -20,6 +20,7 @@ from typing import Any
 import tomli_w
 
 from .choices import DEFAULT_TASKS, BackendChoice, default_backends, parse_backend_list
+from .files import write_atomic
 from .registry import PluginError, Registry
 from .spec import ModelSpec, parse_field
 
@@ -106,9 +107,7 @@ class Experiment:
     def write(self, directory: str | Path) -> Path:
         """Write ``experiment.toml`` into `directory` atomically; return its path."""
         path = Path(directory) / EXPERIMENT_FILE
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_toml(), encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, self.to_toml())
         return path
 
     # ------------------------------------------------------------- validation
@@ -229,7 +228,7 @@ class Experiment:
         cores = os.cpu_count() or 1
         if n > cores and not self.oversubscribe:
             raise ExperimentError(
-                f"{where}: {value!r} threads but this machine has {cores} cores; oversubscribed timings are "
+                f"{where}: {n} threads but this machine has {cores} cores; oversubscribed timings are "
                 "meaningless (one framework was measured 300x slower). Use at most "
                 f"{cores}, or allow it explicitly with --oversubscribe (oversubscribe = true)"
             )

@@ -125,8 +125,13 @@ class Worker:
         return "\n".join(lines[-STDERR_TAIL_LINES:])
 
     def stop(self, kill: bool = False) -> None:
-        """End the worker (politely unless `kill`), and whatever it started, and close its files."""
+        """End the worker (politely unless `kill`) and everything it started, and close its files.
+
+        Its process group ends with it; so do descendants that left the group (a compiler's pool of
+        processes in a session of its own), found before the worker goes and its children are orphaned.
+        """
         if self.proc.returncode is None:
+            descendants = _descendants(self.proc.pid)
             if not kill:
                 try:
                     self.send({"type": "exit"})
@@ -139,12 +144,27 @@ class Worker:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+            for child in descendants:
+                try:
+                    child.kill()
+                except Exception:  # noqa: BLE001 - already gone (psutil.NoSuchProcess) or not ours
+                    pass
             self.proc.wait()
         for f in (self.proc.stdin, self.proc.stdout, self._log):
             try:
                 f.close()
             except OSError:
                 pass
+
+
+def _descendants(pid: int) -> list[Any]:
+    """Every live descendant process of `pid` (psutil handles), or [] where that cannot be read."""
+    try:
+        import psutil
+
+        return psutil.Process(pid).children(recursive=True)
+    except Exception:  # noqa: BLE001 - the process is gone, or psutil cannot read it here
+        return []
 
 
 class Interrupted(Exception):
@@ -165,6 +185,7 @@ class Runner:
     records: list[dict[str, Any]] = field(default_factory=list)
     _writing: bool = False  # a record is being written: a signal waits until it is on disk
     _pending_signal: str | None = None
+    _stopping: bool = False  # a signal arrived: the run is shutting down
     _worker_env: dict[str, str] = field(default_factory=dict)  # what every worker of this run also gets
     _unavailable: dict[str, str | None] = field(default_factory=dict)  # per task and parameters, asked once a run
 
@@ -176,9 +197,12 @@ class Runner:
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
         def interrupt(signum: int, frame: object) -> None:
-            if self._writing:
-                self._pending_signal = signal.Signals(signum).name
+            if self._writing or self._stopping:
+                # A record is being written (it finishes first), or the run is already stopping: a
+                # second Ctrl-C must not break the shutdown that saves everything.
+                self._pending_signal = self._pending_signal or signal.Signals(signum).name
                 return
+            self._stopping = True
             raise Interrupted(signal.Signals(signum).name)
 
         for sig in previous:

@@ -7,9 +7,11 @@ directory gets ``experiment.toml`` (the resolved experiment, the only thing ``--
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,18 +88,42 @@ def execute(
         store.write_json(CONFIG_FILE, {**experiment.to_dict(), "planned_jobs": len(jobs), "argv": argv or []})
     if not (store.path / ENV_FILE).exists():
         store.write_json(ENV_FILE, envmod.collect(experiment.threads))
-    records, interrupted = run_with_progress(registry, store, jobs, experiment.timeout_s, progress)
-    outcome = Outcome(experiment, store, jobs, records, interrupted)
-    export_csv(store)
-    try:
-        if before_report is not None:
-            before_report(store)
-        from .report import write_reports
+    with deferred_signals():  # from here to the last derived file, Ctrl-C cannot leave half a file
+        records, interrupted = run_with_progress(registry, store, jobs, experiment.timeout_s, progress)
+        outcome = Outcome(experiment, store, jobs, records, interrupted)
+        export_csv(store)
+        try:
+            if before_report is not None:
+                before_report(store)
+            from .report import write_reports
 
-        write_reports(store.path)
-    except Exception as exc:  # the results are on disk; a broken report must not hide them
-        outcome.report_error = f"{type(exc).__name__}: {exc}"
+            write_reports(store.path)
+        except Exception as exc:  # the results are on disk; a broken report must not hide them
+            outcome.report_error = f"{type(exc).__name__}: {exc}"
     return outcome
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[list[str]]:
+    """SIGINT and SIGTERM are noted, not acted on, while the results files are written.
+
+    The runner installs its own handler while jobs run (a signal stops the run and saves what is
+    finished); this one absorbs the second and third Ctrl-C of an impatient user during the writing
+    of CSV exports and reports that follows, which would otherwise leave a truncated file.
+    """
+    seen: list[str] = []
+
+    def note(signum: int, frame: object) -> None:
+        if not seen:
+            print("(writing the results files; they are complete in a moment)", file=sys.stderr)
+        seen.append(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield seen
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def read_experiment(directory: str | Path) -> Experiment:

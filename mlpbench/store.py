@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from .files import StoreWriteError, write_atomic
 from .status import FINISHED
 
 RUNS_FILE = "runs.jsonl"
@@ -70,18 +71,30 @@ class ResultsStore:
         return self.runs_path.exists() and self.runs_path.stat().st_size > 0
 
     def append(self, record: dict[str, Any]) -> None:
-        """Add one job record and make it durable before returning."""
+        """Add one job record and make it durable before returning.
+
+        A write that fails (a full disk, a file-size limit) leaves the file as it was and raises
+        `StoreWriteError`, which says where and how to continue.
+        """
         line = json.dumps(_clean(record), separators=(",", ":"))
         with open(self.runs_path, "a+b") as f:
-            # A run killed mid-write leaves a last line without its newline: end it, or this
-            # record would be glued to it and lost with it.
-            if f.tell() > 0:
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":
-                    f.write(b"\n")
-            f.write(line.encode("utf-8") + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
+            size = f.seek(0, os.SEEK_END)
+            try:
+                # A run killed mid-write leaves a last line without its newline: end it, or this
+                # record would be glued to it and lost with it.
+                if size > 0:
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        f.write(b"\n")
+                f.write(line.encode("utf-8") + b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError as exc:
+                try:  # take the partial line back, so the file holds whole records only
+                    f.truncate(size)
+                except OSError:
+                    pass  # records() and repair() skip and move a partial last line
+                raise StoreWriteError(self.runs_path, exc) from exc
 
     def records(self) -> list[dict[str, Any]]:
         """Every complete record; a truncated line (a run killed mid-write) is skipped with a warning."""
@@ -143,9 +156,7 @@ class ResultsStore:
 
     def write_json(self, name: str, data: Any) -> None:
         """Write a whole JSON file atomically (env.json, config.json, ...)."""
-        tmp = self.path / (name + ".tmp")
-        tmp.write_text(json.dumps(_clean(data), indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.path / name)
+        write_atomic(self.path / name, json.dumps(_clean(data), indent=2, sort_keys=True))
 
     def read_json(self, name: str) -> Any:
         """A JSON file of the directory, or {} when it is absent."""
@@ -221,7 +232,7 @@ def load_results(path: str | Path) -> Results:
 
 
 def export_csv(store: ResultsStore) -> None:
-    """Write runs.csv and curves.csv next to runs.jsonl (tidy tables for spreadsheets and pandas)."""
+    """Write runs.csv and curves.csv next to runs.jsonl (tidy tables for spreadsheets and pandas), atomically."""
     runs, curves = records_to_frames(store.records())
-    runs.to_csv(store.path / "runs.csv", index=False)
-    curves.to_csv(store.path / "curves.csv", index=False)
+    write_atomic(store.path / "runs.csv", runs.to_csv(index=False))
+    write_atomic(store.path / "curves.csv", curves.to_csv(index=False))

@@ -13,7 +13,8 @@ import sys
 
 from . import listing
 from . import parity, report, run, scaling
-from .common import EXIT_OK, EXIT_USAGE, PROG, UsageError
+from ..files import StoreWriteError
+from .common import EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, UsageError
 
 COMMANDS = {"run": run, "list": listing, "report": report, "parity": parity, "scaling": scaling}
 
@@ -46,3 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except StoreWriteError as exc:  # a full disk: what happened, where, how to continue; no traceback
+        print(f"{PROG} {args.command}: error: {exc.strerror}", file=sys.stderr)
+        return EXIT_FAILED_JOBS
+    except KeyboardInterrupt:  # after every results file was written (those are shielded)
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..experiment import presets
 from .common import EXIT_OK, add_plugin_arg, load_registry
 
 
@@ -47,6 +48,11 @@ def cmd(args: argparse.Namespace) -> int:
             note = f"  (needs parameters: {exc})" if cls.params else ""
         print(f"  {name:<14} {cls.kind:<10} target {cls.target_metric} {cls.target:g}  {cls.description}  "
               f"[{entry.source}]{note}")  # fmt: skip
+        if cls.params:
+            print(f"  {'':<14} parameters: " + ", ".join(f"{k}={v}" for k, v in cls.params.items()))
+    print("Experiment presets (run --config NAME):")
+    for name, description in presets().items():
+        print(f"  {name:<14} {description}")
     return EXIT_OK
 
 

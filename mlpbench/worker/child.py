@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from typing import Any
+
+import psutil
 
 from ..plan import data_fingerprint
 from ..registry import discover
@@ -22,23 +25,46 @@ from .splits import SPLIT_CACHE_ENV, SplitCache
 
 
 def _die_with_parent() -> None:
-    """End this process when the runner that started it is gone (even killed with SIGKILL).
+    """End this process, and every process it started, when the runner that started it is gone.
 
-    Without this, a worker stuck in a job would outlive a killed run. Linux only (prctl, which
-    fires when the *thread* that started the worker ends: start workers from a thread that
-    outlives them); elsewhere the worker ends at its next write to the closed pipe.
+    Without this, a worker stuck in a job (and a compiler's pool of processes under it) would
+    outlive a killed run, even one killed with SIGKILL. Linux only: the kernel sends SIGTERM
+    when the *thread* that started the worker ends (workers are started from a thread that
+    outlives them), and the handler takes the worker's descendants and group with it; elsewhere
+    the worker ends at its next write to the closed pipe.
     """
     if sys.platform.startswith("linux"):
         try:
             import ctypes
-            import signal
 
+            signal.signal(signal.SIGTERM, _end_with_descendants)
             PR_SET_PDEATHSIG = 1
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
         except (OSError, AttributeError):
             pass
     parent = os.environ.get("MLPBENCH_PARENT_PID")
     if parent and os.getppid() != int(parent):  # the runner died before prctl took effect
+        _end_with_descendants()
+
+
+def _end_with_descendants(*_: object) -> None:
+    """Kill every descendant (also those in sessions of their own), then this process group.
+
+    psutil is imported with this module, not here: a handler that imports can be entered again
+    by a second signal halfway through the import.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        for child in psutil.Process().children(recursive=True):
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+    except psutil.Error:
+        pass  # the group kill below still runs
+    try:
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    finally:
         os._exit(1)
 
 

@@ -200,3 +200,24 @@ class Gated(NumpyMLP):
             while not Path(gate).exists():
                 time.sleep(0.05)
         return super().train_epoch(X, y, batches)
+
+
+class Spawning(NumpyMLP):
+    """Starts a helper process in a session of its own (as a compiler's worker pool does), then trains slowly.
+
+    The helper's pid goes to $MLPBENCH_TEST_PIDS; killing the run must end it too.
+    """
+
+    name = "spawning"
+
+    def build(self, spec, weights, seed):  # noqa: ANN001, ANN201
+        import subprocess
+
+        helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True)
+        with open(os.environ["MLPBENCH_TEST_PIDS"], "a") as f:
+            f.write(f"{helper.pid}\n")
+        super().build(spec, weights, seed)
+
+    def train_epoch(self, X, y, batches):  # noqa: ANN001, ANN201
+        time.sleep(0.5)
+        return super().train_epoch(X, y, batches)

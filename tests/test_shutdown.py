@@ -1,0 +1,115 @@
+"""A stopped run stops everything it started and leaves every results file whole.
+
+Real ``run_bench.py run`` subprocesses, real signals, real helper processes in sessions of their
+own (tests/plugins/faulty.py `spawning`), and a real file-size limit for the full-disk case.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from mlpbench import load_results
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGIN = str(ROOT / "tests" / "plugins" / "faulty.py")
+
+
+def _start(out: Path, pids: Path, *argv: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "MLPBENCH_TEST_PIDS": str(pids)}
+    return subprocess.Popen([sys.executable, "run_bench.py", "run", "--plugin", PLUGIN, "--out", str(out),
+                             "--no-progress", *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)  # fmt: skip
+
+
+def _wait_for(predicate, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
+def test_killing_the_run_ends_the_processes_its_workers_started(tmp_path, how) -> None:
+    pids = tmp_path / "pids"
+    run = _start(tmp_path / "out", pids, "--backends", "spawning", "--tasks", "xor", "--seeds", "1", "--epochs", "200")
+    try:
+        _wait_for(lambda: pids.exists() and pids.read_text().strip())
+        helper = int(pids.read_text().split()[0])
+        assert not _gone(helper)
+        run.send_signal(how)
+        run.wait(timeout=60)
+        _wait_for(lambda: _gone(helper), timeout=15)
+    finally:
+        run.kill()
+        run.communicate()
+
+
+def test_repeated_ctrl_c_during_shutdown_leaves_every_file_whole(tmp_path) -> None:
+    """Three SIGINTs in quick succession: the run stops once, writes its exports and report whole, says how to go on."""
+    out, pids = tmp_path / "out", tmp_path / "pids"
+    run = _start(out, pids, "--backends", "numpy,spawning", "--tasks", "xor,moons", "--seeds", "2", "--epochs", "60")
+    try:
+        _wait_for(lambda: (out / "runs.jsonl").exists() and len((out / "runs.jsonl").read_text().splitlines()) >= 4)
+        for _ in range(3):
+            run.send_signal(signal.SIGINT)
+            time.sleep(0.15)
+        _, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 130, err
+    assert "Traceback" not in err and f"--resume {out}" in err
+    results = load_results(out)
+    assert len(results.runs) >= 4
+    assert (out / "runs.csv").read_text().count("\n") == len(results.runs) + 1
+    assert (out / "report.html").read_text().rstrip().endswith("</html>")
+    assert not list(out.glob(".*.tmp")) and not list(out.glob("*.tmp"))
+
+
+def _limit_file_size(limit: int):
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_full_disk_says_where_and_how_to_continue_and_keeps_the_store_readable(tmp_path) -> None:
+    out = tmp_path / "out"
+    first = subprocess.run([sys.executable, "run_bench.py", "run", "--backends", "numpy", "--tasks", "xor",
+                            "--seeds", "1", "--epochs", "2", "--out", str(out), "--no-progress"], cwd=ROOT,
+                           capture_output=True, text=True)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    size = (out / "runs.jsonl").stat().st_size
+    # Resume a bigger plan in a process that may not grow any file past what runs.jsonl holds now + 100 bytes.
+    (out / "experiment.toml").write_text((out / "experiment.toml").read_text().replace("0,\n]", "0,\n    1,\n]"))
+    before = (out / "runs.jsonl").read_bytes()
+    full = subprocess.run([sys.executable, "run_bench.py", "run", "--resume", str(out), "--no-progress"], cwd=ROOT,
+                          capture_output=True, text=True, preexec_fn=_limit_file_size(size + 100))  # fmt: skip
+    assert full.returncode == 1
+    assert "Traceback" not in full.stderr
+    assert f"could not write to {out / 'runs.jsonl'}: File too large" in full.stderr
+    assert f"continue with: run_bench.py run --resume {out}" in full.stderr
+    assert (out / "runs.jsonl").read_bytes() == before  # no partial line left behind
+    # With room again, resume finishes the job that could not be written.
+    again = subprocess.run([sys.executable, "run_bench.py", "run", "--resume", str(out), "--no-progress"], cwd=ROOT,
+                           capture_output=True, text=True)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert sorted(json.loads(line)["seed"] for line in (out / "runs.jsonl").read_text().splitlines()) == [0, 1]
