@@ -125,6 +125,11 @@ class KerasMLP(Backend):
         "jit_compile": "auto",  # XLA (jax.jit on jax) for the train step: true, false, or Keras' auto
         "steps_per_execution": 1,  # fit only: batches per call of Keras' compiled train function
     }
+    parity_target = 1e-6
+    parity_notes = {
+        "adam": "Adam adds epsilon to sqrt(v) before the bias correction: PyTorch's rule with "
+        "eps / sqrt(1 - beta2^t) in place of eps (31.6·eps at step 1, tending to eps)",
+    }
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -70,6 +70,16 @@ class SklearnMLP(Backend):
     supports_dropout = False
     # loop: "batch" (fit's inner loop, per runner batch) or "partial_fit" (public API only).
     options = {"loop": "batch"}
+    parity_target = 1e-6
+    parity_notes = {
+        "adam": "Adam adds epsilon to sqrt(v) before the bias correction: PyTorch's rule with "
+        "eps / sqrt(1 - beta2^t) in place of eps (31.6·eps at step 1, tending to eps)",
+    }
+    parity_mapping = {
+        "*": "alpha is scaled by 1/batch size -> alpha = l2·n_batch/c set for each batch size "
+        "(the smaller last batch too); its mse gradient is 1/c of the spec's (c = 2/n_outputs) -> lr×c "
+        "(Adam: eps/c); exact",
+    }
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

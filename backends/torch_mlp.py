@@ -31,6 +31,8 @@ class TorchMLP(Backend):
     devices = ("cpu", "cuda", "mps")
     # device: where the model runs; compile: wrap the model with torch.compile (inductor).
     options = {"device": "cpu", "compile": False}
+    # Every rule is PyTorch's own, which the spec follows.
+    parity_target = 1e-9
 
     def skip(self, spec: ModelSpec) -> str | None:
         reason = super().skip(spec)

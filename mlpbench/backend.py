@@ -25,6 +25,37 @@ class Backend(ABC):
     Data conventions: ``X`` is ``(n, n_inputs)`` in the spec's dtype. ``y`` is an
     integer label vector ``(n,)`` for classification (cross_entropy and
     binary_cross_entropy) and ``(n, n_outputs)`` floats for regression.
+
+    The spec: build what its fields say. ``spec.extra`` is a free-form dict of notes that a
+    task's `spec()` may attach (``--set`` cannot change it); it travels with the spec
+    (`ModelSpec.to_dict`, so keep it JSON-able) but takes no part in the spec's equality or
+    hash: two specs that differ only there describe the same network and training. A
+    backend may ignore it and must not train differently because of it.
+
+    Devices: ``devices`` lists the values the backend's ``device`` option accepts, and
+    `skip` turns a job whose ``device`` option is not among them into a reason. The
+    default ``("cpu",)`` is right for a CPU-only backend: it needs no ``device`` option
+    (`skip` then reads ``"cpu"``); one that runs elsewhere declares e.g.
+    ``("cpu", "cuda")`` and an option ``device`` with its default.
+
+    Parity (``run_bench.py parity`` and the conformance kit, both against the NumPy
+    backend, the reference, which declares none of these):
+
+    ``parity_target``
+        The largest relative difference from the NumPy reference (``max|a-b| / max|numpy|``
+        over the per-epoch loss and the final weights, float64) the backend promises where
+        the spec maps exactly onto the framework; None: the rows are measured, not checked.
+    ``parity_notes``
+        Optimizer name (or ``"*"`` for every optimizer) -> why the framework's rule differs
+        from the spec's, where it cannot be mapped exactly. Those rows get no target and
+        print the note; the conformance kit treats that optimizer's ``parity[optimizer=...]``
+        check as a known difference (it must fail; an xfail in the pytest helpers) with the
+        note as the reason.
+    ``parity_mapping``
+        Optimizer name (or ``"*"``) -> how a rule that differs is mapped exactly onto the
+        spec (e.g. a rescaled hyper-parameter). Printed as a note; the target still applies.
+
+    The parity table prefixes each note with the backend's name.
     """
 
     #: Identity of the backend (the entry-point name for registered plugins).
@@ -43,6 +74,11 @@ class Backend(ABC):
     accepts_weights: ClassVar[bool] = True
     #: Backend options and their defaults, set with ``--backends name[key=value]``.
     options: ClassVar[dict[str, Any]] = {}
+    #: Parity with the NumPy reference (see the class docstring): the target where the spec maps
+    #: exactly (None: not checked), the rules that differ (no target) and those mapped exactly.
+    parity_target: ClassVar[float | None] = None
+    parity_notes: ClassVar[dict[str, str]] = {}
+    parity_mapping: ClassVar[dict[str, str]] = {}
 
     def __init__(self, **options: Any) -> None:
         unknown = set(options) - set(self.options)
@@ -145,7 +181,6 @@ class Backend(ABC):
 _DIST_NAMES = {
     "sklearn": ("scikit-learn",),
     "tensorflow": ("tensorflow-cpu", "tensorflow"),
-    "jax": ("jax",),
 }
 
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .registry import Registry
+from .backend import Backend
 from .plan import Job
+from .registry import Registry, discover
 from .spec import OPTIMIZERS
 from .store import ResultsStore
 
@@ -23,26 +24,6 @@ PARITY_FILE = "parity.json"  # in the results directory; the report reads it fro
 DEFAULT_OPTIMIZERS = ",".join(OPTIMIZERS)
 DEFAULT_EPOCHS = 5
 _TINY = np.finfo(np.float64).tiny
-
-#: Largest relative difference a backend should show where the spec maps exactly onto it.
-#: A backend class may declare its own with a ``parity_target`` attribute.
-TARGETS = {"torch": 1e-9, "keras": 1e-6, "sklearn": 1e-6}
-
-_ADAM_EPS_RULE = ("Adam adds epsilon to sqrt(v) before the bias correction: PyTorch's rule with "
-                  "eps / sqrt(1 - beta2^t) in place of eps (31.6·eps at step 1, tending to eps)")  # fmt: skip
-#: (backend, optimizer or "*") -> where the framework's rule differs from the spec. Rows whose
-#: optimizer has an entry are not exactly mappable and get no target. A backend class may add its
-#: own with a ``parity_notes`` dict attribute (same keys, "*" for every optimizer).
-INEXACT = {
-    ("sklearn", "adam"): f"sklearn: {_ADAM_EPS_RULE}",
-    ("keras", "adam"): f"keras: {_ADAM_EPS_RULE}",
-}
-#: Rules that differ but are mapped exactly (printed as notes, the target still applies).
-MAPPED = {
-    ("sklearn", "*"): "sklearn: alpha is scaled by 1/batch size -> alpha = l2·n_batch/c set for each batch size "
-    "(the smaller last batch too); its mse gradient is 1/c of the spec's (c = 2/n_outputs) -> lr×c "
-    "(Adam: eps/c); exact",
-}
 
 
 def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
@@ -59,17 +40,24 @@ def _flat_weights(weights: list) -> np.ndarray:
     return np.concatenate([np.ravel(np.asarray(p, dtype=np.float64)) for pair in weights for p in pair])
 
 
-def _target_and_note(cls: type | None, name: str, optimizer: str) -> tuple[float | None, str | None]:
-    target = getattr(cls, "parity_target", TARGETS.get(name))
-    own = getattr(cls, "parity_notes", None) or {}
-    inexact = own.get(optimizer) or own.get("*") or INEXACT.get((name, optimizer)) or INEXACT.get((name, "*"))
+def _target_and_note(cls: type[Backend] | None, optimizer: str) -> tuple[float | None, str | None]:
+    """The row's target and note, from the backend class's `parity_target`, `parity_notes` and `parity_mapping`."""
+    if cls is None:
+        return None, None
+    inexact = cls.parity_notes.get(optimizer) or cls.parity_notes.get("*")
     if inexact:
-        return None, inexact
-    return target, MAPPED.get((name, optimizer)) or MAPPED.get((name, "*"))
+        return None, f"{cls.name}: {inexact}"
+    mapped = cls.parity_mapping.get(optimizer) or cls.parity_mapping.get("*")
+    return cls.parity_target, f"{cls.name}: {mapped}" if mapped else None
 
 
 def compare(records: list[dict[str, Any]], registry: Registry | None = None) -> list[dict[str, Any]]:
-    """Parity rows from the job records: each non-reference job against the NumPy job of the same task and optimizer."""
+    """Parity rows from the job records: each non-reference job against the NumPy job of the same task and optimizer.
+
+    Targets and notes are the backend classes' (`Backend.parity_target` and the others), found
+    in `registry` (default: the installed backends); a backend not there is measured only.
+    """
+    registry = registry if registry is not None else discover()
     refs = {(r["task"], r["spec"]["optimizer"]): r for r in records if r["backend"] == REFERENCE}
     rows = []
     for r in records:
@@ -77,14 +65,21 @@ def compare(records: list[dict[str, Any]], registry: Registry | None = None) -> 
             continue
         name = r.get("backend_name", r["backend"])
         optimizer = r["spec"]["optimizer"]
-        cls = None
-        if registry is not None and name in registry.backends:
-            cls = registry.backends[name].cls
-        target, note = _target_and_note(cls, name, optimizer)
-        row: dict[str, Any] = {"backend": r["backend"], "task": r["task"], "optimizer": optimizer,
-                               "max_rel_loss_diff": None, "max_rel_weight_diff": None, "target": target,
-                               "within_target": None, "note": note, "status": r.get("status"),
-                               "epochs": r["spec"]["epochs"], "seed": r["seed"]}  # fmt: skip
+        entry = registry.backends.get(name)
+        target, note = _target_and_note(entry.cls if entry is not None else None, optimizer)
+        row: dict[str, Any] = {
+            "backend": r["backend"],
+            "task": r["task"],
+            "optimizer": optimizer,
+            "max_rel_loss_diff": None,
+            "max_rel_weight_diff": None,
+            "target": target,
+            "within_target": None,
+            "note": note,
+            "status": r.get("status"),
+            "epochs": r["spec"]["epochs"],
+            "seed": r["seed"],
+        }
         ref = refs.get((r["task"], optimizer))
         if r.get("status") != "ok":
             row["error"] = r.get("error")
@@ -95,10 +90,12 @@ def compare(records: list[dict[str, Any]], registry: Registry | None = None) -> 
             )
         else:
             try:
-                row["max_rel_loss_diff"] = relative_difference([p["train_loss"] for p in r["curve"]],
-                                                               [p["train_loss"] for p in ref["curve"]])  # fmt: skip
-                row["max_rel_weight_diff"] = relative_difference(_flat_weights(r["weights"]),
-                                                                 _flat_weights(ref["weights"]))  # fmt: skip
+                row["max_rel_loss_diff"] = relative_difference(
+                    [p["train_loss"] for p in r["curve"]], [p["train_loss"] for p in ref["curve"]]
+                )
+                row["max_rel_weight_diff"] = relative_difference(
+                    _flat_weights(r["weights"]), _flat_weights(ref["weights"])
+                )
             except (KeyError, ValueError, TypeError) as exc:
                 row["status"] = "error"
                 row["error"] = f"cannot compare with {REFERENCE}: {exc}"
@@ -114,8 +111,9 @@ def compare(records: list[dict[str, Any]], registry: Registry | None = None) -> 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """The rows as a plain-text table, notes numbered below it."""
     notes: list[str] = []
-    lines = [f"{'backend':<12} {'task':<10} {'optimizer':<9} {'loss diff':>10} {'weight diff':>11} "
-             f"{'target':>7}  verdict"]  # fmt: skip
+    lines = [
+        f"{'backend':<12} {'task':<10} {'optimizer':<9} {'loss diff':>10} {'weight diff':>11} {'target':>7}  verdict"
+    ]
     for row in rows:
         mark = ""
         if row.get("note"):
@@ -130,8 +128,10 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             verdict = "measured (not exactly mappable)" if row.get("note") else "measured (no target declared)"
         else:
             verdict = "ok" if row["within_target"] else "OUTSIDE TARGET"
-        lines.append(f"{row['backend']:<12} {row['task']:<10} {row['optimizer']:<9} "
-                     f"{_num(loss):>10} {_num(weight):>11} {_num(target, 0):>7}  {verdict}{mark}")  # fmt: skip
+        lines.append(
+            f"{row['backend']:<12} {row['task']:<10} {row['optimizer']:<9} "
+            f"{_num(loss):>10} {_num(weight):>11} {_num(target, 0):>7}  {verdict}{mark}"
+        )
     for i, note in enumerate(notes, 1):
         lines.append(f"[{i}] {note}")
     return "\n".join(lines)
@@ -148,8 +148,15 @@ class _ParityStore(ResultsStore):
         super().append({k: v for k, v in record.items() if k != "weights"})
 
 
-def plan(registry: Registry, backends: list, tasks: list[str], optimizers: list[str], epochs: int,
-         seed: int) -> list[Job]:  # fmt: skip
+def plan(
+    registry: Registry,
+    backends: list,
+    tasks: list[str],
+    optimizers: list[str],
+    epochs: int,
+    seed: int,
+    threads: int = 1,
+) -> list[Job]:
     """One job per backend, task and optimizer: the task's spec in float64, dropout 0, weights returned."""
     jobs = []
     for task_name in tasks:
@@ -158,7 +165,17 @@ def plan(registry: Registry, backends: list, tasks: list[str], optimizers: list[
         for optimizer in optimizers:
             spec = task.spec().replace(dtype="float64", dropout=0.0, optimizer=optimizer, epochs=epochs)
             for choice in backends:
-                jobs.append(Job(backend=choice.label, backend_name=choice.name, backend_options=dict(choice.options),
-                                task=task_name, task_params={}, seed=seed, spec=spec.to_dict(),
-                                return_weights=True))  # fmt: skip
+                jobs.append(
+                    Job(
+                        backend=choice.label,
+                        backend_name=choice.name,
+                        backend_options=dict(choice.options),
+                        task=task_name,
+                        task_params={},
+                        seed=seed,
+                        spec=spec.to_dict(),
+                        threads=threads,
+                        return_weights=True,
+                    )
+                )
     return jobs

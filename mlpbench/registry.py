@@ -92,7 +92,11 @@ def discover(plugin_files: list[str] | tuple[str, ...] = ()) -> Registry:
 
 
 def load_plugin_file(path: str | Path) -> list[Entry]:
-    """The Backend and Task subclasses defined in a Python file, as registry entries."""
+    """The Backend and Task subclasses defined in a Python file, as registry entries.
+
+    Helper base classes are not registered: private ones (a name starting with ``_``),
+    abstract ones and those without a `name`. A file that defines no other is an error.
+    """
     p = Path(path)
     if not p.is_file():
         raise PluginError(f"--plugin {path}: no such file")
@@ -107,9 +111,9 @@ def load_plugin_file(path: str | Path) -> list[Entry]:
     except Exception as exc:
         del sys.modules[module_name]
         raise PluginError(f"--plugin {path}: importing it failed: {_short_error(exc)}") from exc
-    entries = []
+    entries, helpers = [], []
     for obj in vars(module).values():
-        if not inspect.isclass(obj) or obj.__module__ != module_name or inspect.isabstract(obj):
+        if not inspect.isclass(obj) or obj.__module__ != module_name:
             continue
         if issubclass(obj, Backend):
             kind = "backend"
@@ -117,13 +121,15 @@ def load_plugin_file(path: str | Path) -> list[Entry]:
             kind = "task"
         else:
             continue
-        if not obj.name:
-            raise PluginError(f"--plugin {path}: class {obj.__name__} has no `name` attribute")
+        if obj.__name__.startswith("_") or inspect.isabstract(obj) or not obj.name:
+            helpers.append(obj.__name__)
+            continue
         entries.append(Entry(name=obj.name, kind=kind, source=f"file {p}", cls=obj))
     if not entries:
+        skipped = f"; not registered: {', '.join(helpers)} (private, abstract or without a `name`)" if helpers else ""
         raise PluginError(
             f"--plugin {path}: defines no Backend or Task subclass "
-            "(subclass mlpbench.Backend or mlpbench.Task and give it a `name`)"
+            f"(subclass mlpbench.Backend or mlpbench.Task and give it a `name`){skipped}"
         )
     return entries
 
@@ -134,7 +140,8 @@ def _check_class(cls: object, kind: str, where: str) -> None:
         raise TypeError(f"{where} is not a subclass of mlpbench.{base.__name__}")
 
 
-def _short_error(exc: BaseException, lines: int = 3) -> str:
+def _short_error(exc: BaseException) -> str:
+    """The exception and the last three lines of its traceback."""
     tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
-    tail = "".join(tb).strip().splitlines()[-lines:]
+    tail = "".join(tb).strip().splitlines()[-3:]
     return f"{type(exc).__name__}: {exc}" + ("\n" + "\n".join(tail) if len(tail) > 1 else "")

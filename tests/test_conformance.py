@@ -1,5 +1,5 @@
-"""The conformance kit (mlpbench/testing.py): run over every installed backend, shown to catch broken
-ones, and run on the README's "Write your own backend" example exactly as printed."""
+"""The conformance kit (mlpbench/testing/): run over every installed backend, shown to catch broken
+ones, and run on the "Write your own backend" guide's example exactly as printed."""
 
 from __future__ import annotations
 
@@ -8,22 +8,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from mlpbench.backends.numpy_mlp import NumpyMLP
-from mlpbench import load_results
+
+from mlpbench import Backend, load_results
 from mlpbench.cli import main
 from mlpbench.controlled import batch_order
 from mlpbench.registry import discover, load_plugin_file
-from mlpbench.testing import ConformanceError, backend_checks, check_backend, pytest_params
+from mlpbench.testing import ConformanceError, Tolerances, backend_checks, check_backend, pytest_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Differences a framework cannot remove, written down where the backend maps the spec. Each is a
-# strict xfail: the check must keep failing, and the entry goes when a backend becomes exact.
-KNOWN_DIFFERENCES = {
-    "sklearn": {"parity[optimizer=adam]": "scikit-learn adds eps to sqrt(v) before the bias correction"},
-    "keras": {"parity[optimizer=adam]": "Keras adds eps to sqrt(v) before the bias correction (DESIGN.md)"},
-}
+# Differences a framework cannot remove are the backend classes' `parity_notes` (sklearn's and keras'
+# Adam): the kit makes each a strict xfail, so the check must keep failing, and the note goes when a
+# backend becomes exact.
 # The jax backend pins its process to `threads` CPUs by default; here it would pin the test process.
 OPTIONS = {"jax": {"pin": False}}
 JAX_MISSING = "mlpbench-jax is not installed: pip install -e examples/jax_backend"
@@ -41,11 +38,10 @@ def _conformance_params() -> list:
     for name in names:
         entry = registry.backends[name]
         if entry.cls is None:
-            params.append(pytest.param(lambda e=entry: pytest.fail(f"{e.name} ({e.source}) failed to load: {e.error}"),
-                                       id=f"{name}-load"))  # fmt: skip
+            error = f"{entry.name} ({entry.source}) failed to load: {entry.error}"
+            params.append(pytest.param(lambda error=error: pytest.fail(error), id=f"{name}-load"))
             continue
-        params += pytest_params(entry.cls, prefix=f"{name}-", known_differences=KNOWN_DIFFERENCES.get(name),
-                                **OPTIONS.get(name, {}))  # fmt: skip
+        params += pytest_params(entry.cls, prefix=f"{name}-", **OPTIONS.get(name, {}))
     return params
 
 
@@ -223,6 +219,128 @@ def test_backends_without_external_weights_are_compared_from_their_own() -> None
     assert run_check(OwnWeights, "given_batches") is None
 
 
+class TinySGD(Backend):
+    """Just enough of an MLP for the l2 check: tanh, cross_entropy, plain SGD, float64; `decay_biases` is the bug."""
+
+    name = "tiny_sgd"
+    activations, losses, optimizers, dtypes = ("tanh",), ("cross_entropy",), ("sgd",), ("float64",)
+    supports_dropout = False
+    decay_biases = False
+
+    def build(self, spec, weights, seed):
+        self.spec_, self.params_ = spec, [(W.copy(), b.copy()) for W, b in weights]
+
+    def _forward(self, X):
+        acts = [X]
+        for i, (W, b) in enumerate(self.params_):
+            z = acts[-1] @ W + b
+            acts.append(np.tanh(z) if i < len(self.params_) - 1 else z)
+        p = np.exp(acts[-1] - acts[-1].max(axis=1, keepdims=True))
+        return acts, p / p.sum(axis=1, keepdims=True)
+
+    def train_epoch(self, X, y, batches):
+        total = 0.0
+        for idx in batches:
+            acts, p = self._forward(X[idx])
+            total -= float(np.sum(np.log(p[np.arange(len(idx)), y[idx]])))
+            dz = p.copy()
+            dz[np.arange(len(idx)), y[idx]] -= 1.0
+            dz /= len(idx)
+            for i in range(len(self.params_) - 1, -1, -1):
+                W, b = self.params_[i]
+                gW, gb = acts[i].T @ dz + self.spec_.l2 * W, dz.sum(axis=0)
+                if self.decay_biases:
+                    gb = gb + self.spec_.l2 * b
+                dz = (dz @ W.T) * (1.0 - acts[i] ** 2)
+                W -= self.spec_.lr * gW
+                b -= self.spec_.lr * gb
+        return total / sum(len(idx) for idx in batches)
+
+    def predict(self, X):
+        return self._forward(X)[1]
+
+    def get_weights(self):
+        return [(W.copy(), b.copy()) for W, b in self.params_]
+
+
+class L2OnBiases(TinySGD):
+    """Decays the biases too; with the runner's zero initial biases that would not show."""
+
+    name = "l2_on_biases"
+    decay_biases = True
+
+
+def test_l2_that_decays_the_biases_fails_the_l2_check() -> None:
+    assert run_check(TinySGD, "parity[l2]") is None  # the same backend, right: it passes
+    assert run_check(L2OnBiases, "parity[loss=cross_entropy]") is None  # without l2 nothing differs
+    message = r"\[l2_on_biases parity\[l2\]\] .* the bias differs most \(layer \d b, .* never the biases"
+    with pytest.raises(ConformanceError, match=message):
+        run_check(L2OnBiases, "parity[l2]")
+
+
+class NotedAdam(NumpyMLP):
+    """Declares a framework difference for adam (which the NumPy rules do not have)."""
+
+    name = "noted_adam"
+    parity_notes = {"adam": "this framework's Adam differs"}
+
+
+def test_parity_notes_make_known_differences() -> None:
+    marks = {p.id: p.marks for p in pytest_params(NotedAdam)}
+    (xfail,) = marks["parity[optimizer=adam]"]
+    assert xfail.name == "xfail" and xfail.kwargs["reason"] == "this framework's Adam differs"
+    assert xfail.kwargs["strict"] is True
+    assert not marks["parity[optimizer=momentum]"]
+    # known_differences given by hand still apply, and override the note's reason.
+    marks = {p.id: p.marks for p in pytest_params(NotedAdam, known_differences={"parity[optimizer=adam]": "mine"})}
+    assert marks["parity[optimizer=adam]"][0].kwargs["reason"] == "mine"
+
+    class EveryOptimizer(NumpyMLP):
+        name = "every_optimizer"
+        parity_notes = {"*": "all differ"}
+
+    marks = {p.id: p.marks for p in pytest_params(EveryOptimizer)}
+    expected = [f"parity[optimizer={o}]" for o in ("momentum", "nesterov", "adam")]
+    assert [cid for cid, m in marks.items() if m] == expected
+    # The check itself passes (NumPy's Adam is exact), so check_backend calls the note stale.
+    with pytest.raises(ConformanceError, match=r"\[noted_adam parity\[optimizer=adam\]\] passes, but .* differs"):
+        check_backend(NotedAdam)
+
+
+def test_built_in_framework_differences_come_from_the_classes() -> None:
+    for name in ("sklearn", "keras"):
+        cls = discover().backends[name].cls
+        (xfail,) = {p.id: p.marks for p in pytest_params(cls)}["parity[optimizer=adam]"]
+        assert xfail.kwargs["reason"] == cls.parity_notes["adam"] and "sqrt(v)" in xfail.kwargs["reason"]
+
+
+class BadParityTarget(NumpyMLP):
+    name = "bad_parity_target"
+    parity_target = "1e-9"
+
+
+def test_parity_attributes_are_checked_as_metadata() -> None:
+    with pytest.raises(ConformanceError, match=r"`parity_target` must be a positive number or None, got '1e-9'"):
+        run_check(BadParityTarget, "metadata")
+
+    class BadNotes(NumpyMLP):
+        name = "bad_notes"
+        parity_notes = {"rmsprop": "no such optimizer"}
+
+    with pytest.raises(ConformanceError, match=r"`parity_notes` has unknown key\(s\) \['rmsprop'\]"):
+        run_check(BadNotes, "metadata")
+
+
+def test_tolerances_are_one_object_or_keywords() -> None:
+    checks = dict(backend_checks(Float32Only, tolerances=Tolerances(float32_rtol=1e-3)))
+    assert checks["parity[loss=mse]"]() == "in float32 with rtol 0.001: the backend declares no float64"
+    checks = dict(backend_checks(Float32Only, float32_rtol=1e-3))
+    assert checks["parity[loss=mse]"]() == "in float32 with rtol 0.001: the backend declares no float64"
+    # At least one run of the task's own epochs (200), not the default 2000.
+    with pytest.raises(ConformanceError, match=r"after 200 epochs"):
+        dict(backend_checks(NeverLearns, xor_epochs=3))["learns_xor"]()
+
+
 def test_eager_framework_import_is_caught(tmp_path) -> None:
     plugin = tmp_path / "eager.py"
     plugin.write_text(
@@ -254,15 +372,21 @@ def test_missing_requirements_cannot_be_checked() -> None:
 
 
 # ------------------------------------------------------ the README's example, verbatim
+#: Where the "Write your own backend" guide lives (it moved from the README to docs/); the first that has it.
+GUIDES = ("docs/writing-a-backend.md", "README.md")
+
+
 def readme_example() -> str:
-    """The ```python block defining a Backend under "Write your own backend" in README.md."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    heading = re.search(r"^#+ Write your own backend\s*$", text, re.M)
-    if heading is not None:
-        for block in re.findall(r"^```python\n(.*?)^```", text[heading.end() :], re.S | re.M):
-            if re.search(r"^class \w+\(Backend\):", block, re.M):
-                return block
-    pytest.fail("no ```python block with a Backend subclass under a 'Write your own backend' heading in README.md")
+    """The ```python block defining a Backend under a "Write your own backend" heading of the guide."""
+    for name in GUIDES:
+        path = ROOT / name
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        heading = re.search(r"^#+ Write your own backend\s*$", text, re.M)
+        if heading is not None:
+            for block in re.findall(r"^```python\n(.*?)^```", text[heading.end() :], re.S | re.M):
+                if re.search(r"^class \w+\(Backend\):", block, re.M):
+                    return block
+    pytest.fail(f"no ```python block with a Backend subclass under a 'Write your own backend' heading in {GUIDES}")
 
 
 @pytest.fixture(scope="module")
@@ -282,9 +406,8 @@ def test_readme_example_passes_the_kit(example_file) -> None:
 def test_readme_example_runs_through_the_cli(example_file, tmp_path) -> None:
     (entry,) = load_plugin_file(example_file)
     out = tmp_path / "res"
-    code = main(["run", "--plugin", str(example_file), "--backends", f"numpy,{entry.name}", "--tasks", "xor",
-                 "--seeds", "2", "--set", "optimizer=sgd", "--set", "lr=0.1", "--out", str(out),
-                 "--no-progress"])  # fmt: skip
+    args = f"--backends numpy,{entry.name} --tasks xor --seeds 2 --set optimizer=sgd --set lr=0.1 --no-progress"
+    code = main(["run", "--plugin", str(example_file), *args.split(), "--out", str(out)])
     assert code == 0
     runs = load_results(out).runs
     assert len(runs) == 4 and set(runs["status"]) == {"ok"}

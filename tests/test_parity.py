@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from mlpbench.backends.numpy_mlp import NumpyMLP
 
 from mlpbench.cli import main
 from mlpbench.parity import PARITY_FILE, compare, format_table, relative_difference
+from mlpbench.registry import Entry, Registry
 
 ROOT = Path(__file__).resolve().parents[1]
-FIELDS = {"backend", "task", "optimizer", "max_rel_loss_diff", "max_rel_weight_diff", "target", "within_target",
-          "note", "status"}  # fmt: skip
+FIELDS = set("backend task optimizer max_rel_loss_diff max_rel_weight_diff target within_target note status".split())
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +25,14 @@ def parity_run(tmp_path_factory):
     pytest.importorskip("sklearn")
     tmp = tmp_path_factory.mktemp("parity")
     out, js = tmp / "results", tmp / "parity-rows.json"
+    argv = "parity --backends torch,sklearn --tasks xor --epochs 3 --optimizers sgd,adam --no-progress".split()
     proc = subprocess.run(
-        [sys.executable, "run_bench.py", "parity", "--backends", "torch,sklearn", "--tasks", "xor", "--epochs", "3",
-         "--optimizers", "sgd,adam", "--json", str(js), "--out", str(out), "--no-progress"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [sys.executable, "run_bench.py", *argv, "--json", str(js), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     return proc, out, js
 
 
@@ -38,7 +42,8 @@ def test_parity_command_writes_rows_and_passes(parity_run) -> None:
     rows = json.loads(js.read_text())
     assert json.loads((out / PARITY_FILE).read_text()) == rows  # the copy the report reads
     assert {(r["backend"], r["optimizer"]) for r in rows} == {
-        ("torch", "sgd"), ("torch", "adam"), ("sklearn", "sgd"), ("sklearn", "adam")}  # fmt: skip
+        (b, o) for b in ("torch", "sklearn") for o in ("sgd", "adam")
+    }
     for r in rows:
         assert FIELDS <= set(r), r
         assert r["task"] == "xor" and r["status"] == "ok" and r["epochs"] == 3
@@ -76,9 +81,17 @@ def test_relative_difference() -> None:
 
 
 def _record(backend: str, status: str = "ok", loss: float = 0.5, w: float = 1.0) -> dict:
-    return {"backend": backend, "backend_name": backend, "task": "xor", "seed": 0, "status": status,
-            "spec": {"optimizer": "sgd", "epochs": 1}, "curve": [{"train_loss": loss}],
-            "weights": [[[[w]], [0.0]]], "error": None if status == "ok" else "boom"}  # fmt: skip
+    return {
+        "backend": backend,
+        "backend_name": backend,
+        "task": "xor",
+        "seed": 0,
+        "status": status,
+        "spec": {"optimizer": "sgd", "epochs": 1},
+        "curve": [{"train_loss": loss}],
+        "weights": [[[[w]], [0.0]]],
+        "error": None if status == "ok" else "boom",
+    }
 
 
 def test_compare_marks_rows_against_targets() -> None:
@@ -94,3 +107,30 @@ def test_compare_without_a_reference_says_so() -> None:
     assert row["status"] == "no_reference" and row["max_rel_loss_diff"] is None and row["within_target"] is False
     (row,) = compare([_record("numpy"), _record("sklearn", status="skipped")])
     assert row["status"] == "skipped" and row["within_target"] is None
+
+
+class Declared(NumpyMLP):
+    name = "declared"
+    parity_target = 1e-3
+    parity_notes = {"adam": "its Adam differs"}
+    parity_mapping = {"*": "l2 rescaled; exact"}
+
+
+def test_targets_and_notes_are_the_backend_class_attributes() -> None:
+    registry = Registry(backends={"declared": Entry("declared", "backend", "file declared.py", cls=Declared)})
+    adam = {"spec": {"optimizer": "adam", "epochs": 1}}
+    records = [
+        _record("numpy"),
+        _record("declared", w=1.0 + 1e-4),
+        {**_record("numpy"), **adam},
+        {**_record("declared", w=2.0), **adam},
+    ]
+    sgd, adam_row = compare(records, registry)
+    assert sgd["target"] == 1e-3 and sgd["within_target"] is True and sgd["note"] == "declared: l2 rescaled; exact"
+    assert adam_row["target"] is None and adam_row["within_target"] is None
+    assert adam_row["note"] == "declared: its Adam differs"
+    table = format_table([sgd, adam_row])
+    assert "[1] declared: l2 rescaled; exact" in table and "measured (not exactly mappable) [2]" in table
+    # The same backend name without a class (not in the registry) is measured only.
+    row = compare(records, Registry())[0]
+    assert row["target"] is None and row["note"] is None

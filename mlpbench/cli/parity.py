@@ -8,8 +8,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..parity import DEFAULT_EPOCHS, DEFAULT_OPTIMIZERS, PARITY_FILE, REFERENCE, _ParityStore, compare, format_table, plan
-from ..plan import DEFAULT_TASKS, parse_backend_list
+from ..choices import DEFAULT_TASKS, parse_backend_list
+from ..files import write_atomic
+from ..parity import (
+    DEFAULT_EPOCHS,
+    DEFAULT_OPTIMIZERS,
+    PARITY_FILE,
+    REFERENCE,
+    _ParityStore,
+    compare,
+    format_table,
+    plan,
+)
 from ..runner import run_with_progress
 from ..spec import OPTIMIZERS
 from ..status import FAILED
@@ -86,7 +96,7 @@ def cmd(args: argparse.Namespace) -> int:
     if not tasks or not optimizers:
         raise UsageError("name at least one task and one optimizer")
     with usage_errors():
-        jobs = plan(registry, backends, tasks, optimizers, args.epochs, args.seed)
+        jobs = plan(registry, backends, tasks, optimizers, args.epochs, args.seed, args.threads)
 
     out = Path(args.out or timestamped_dir("parity-"))
     store = _ParityStore(out / "parity")
@@ -97,7 +107,7 @@ def cmd(args: argparse.Namespace) -> int:
                                      "epochs": args.epochs, "seed": args.seed, "threads": args.threads,
                                      "argv": sys.argv[1:]})  # fmt: skip
 
-    records, interrupted = run_with_progress(registry, store, jobs, args.threads, args.timeout, not args.no_progress)
+    records, interrupted = run_with_progress(registry, store, jobs, args.timeout, not args.no_progress)
     if interrupted:
         print(f"\nInterrupted by {interrupted}; no parity written.", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -109,9 +119,9 @@ def cmd(args: argparse.Namespace) -> int:
     )
     print(format_table(rows))
     text = json.dumps(rows, indent=2)
-    (out / PARITY_FILE).write_text(text + "\n", encoding="utf-8")
+    write_atomic(out / PARITY_FILE, text + "\n")
     if args.json:
-        Path(args.json).write_text(text + "\n", encoding="utf-8")
+        write_atomic(Path(args.json), text + "\n")
     print(f"\nWritten: {out / PARITY_FILE}" + (f" and {args.json}" if args.json else ""))
     failed = [r for r in rows if r["within_target"] is False or r["status"] in {*FAILED, "no_reference"}]
     ref_failed = [r for r in records if r["backend"] == REFERENCE and r.get("status") != "ok"]
