@@ -65,17 +65,20 @@ def data_fingerprint(split: Split) -> str:
     return h.hexdigest()[:16]
 
 
-def make_plan(experiment: Experiment, registry: Registry, fingerprints: bool = True) -> list[Job]:
+def make_plan(
+    experiment: Experiment, registry: Registry, fingerprints: bool = True, notes: list[str] | None = None
+) -> list[Job]:
     """Every job of `experiment` (already validated), in the order they run.
 
     Raises ValueError (or PluginError) naming the task, grid point and field when a combination
     makes no valid spec or task. With `fingerprints`, each task's split is loaded once per seed
-    to fingerprint its data (a task that cannot be loaded gets None; its jobs record why).
+    to fingerprint its data (a task that cannot be loaded gets None; its jobs record why), and
+    what the data shows about the plan (a batch larger than the training set) goes to `notes`.
     """
     from .experiment import ExperimentError, grid_key_kind, spec_value
 
     choices = experiment.backend_choices()
-    prints: dict[str, str | None] = {}
+    prints: dict[str, tuple[str | None, int | None]] = {}
     jobs = []
     for task_name in experiment.tasks:
         base_params = dict(experiment.task_params.get(task_name, {}))
@@ -131,7 +134,13 @@ def make_plan(experiment: Experiment, registry: Registry, fingerprints: bool = T
                             raise ExperimentError(f"grid point {_point_text(point)}: {exc}") from None
                 for mode in experiment.modes:
                     for seed in experiment.seeds:
-                        fp = _fingerprint(task, seed, prints) if fingerprints else None
+                        fp, n_train = _fingerprint(task, seed, prints) if fingerprints else (None, None)
+                        if notes is not None and n_train is not None and spec.batch_size > n_train:
+                            note = (f"task {task_name}{' at ' + _point_text(point) if point else ''}: batch_size "
+                                    f"{spec.batch_size} is larger than the training set ({n_train} samples); every "
+                                    "epoch is one full batch")  # fmt: skip
+                            if note not in notes:
+                                notes.append(note)
                         jobs.append(
                             Job(backend=backend.label, backend_name=backend.name, backend_options=dict(backend.options),
                                 task=task_name, task_params=_plain(params), seed=seed, spec=spec.to_dict(),
@@ -140,13 +149,18 @@ def make_plan(experiment: Experiment, registry: Registry, fingerprints: bool = T
     return jobs
 
 
-def _fingerprint(task: Task, seed: int, cache: dict[str, str | None]) -> str | None:
+def _fingerprint(task: Task, seed: int, cache: dict[str, tuple[str | None, int | None]]) -> tuple[str | None, int | None]:
+    """The data fingerprint of a task's split for `seed` and its training-set size (None, None: not loadable)."""
     key = json.dumps([task.name, task.config, seed], sort_keys=True, default=str)
     if key not in cache:
         try:
-            cache[key] = None if task.unavailable() else data_fingerprint(task.load(seed))
+            if task.unavailable():
+                cache[key] = (None, None)
+            else:
+                split = task.load(seed)
+                cache[key] = (data_fingerprint(split), len(split.X_train))
         except Exception:  # noqa: BLE001 - the worker loads it again and records the error with the job
-            cache[key] = None
+            cache[key] = (None, None)
     return cache[key]
 
 

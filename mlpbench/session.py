@@ -43,7 +43,11 @@ def plan(
     if registry is None:
         registry = discover(experiment.plugins)
     resolved = experiment.resolved(registry, keep_broken)
-    return resolved, make_plan(resolved, registry), registry
+    notes: list[str] = []
+    jobs = make_plan(resolved, registry, notes=notes)
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    return resolved, jobs, registry
 
 
 def execute(
