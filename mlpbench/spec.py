@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .values import coerce
+
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu")
 LOSSES = ("cross_entropy", "binary_cross_entropy", "mse", "mae")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
@@ -46,6 +48,9 @@ class ModelSpec:
     dropout: float = 0.0  # inverted-dropout rate on every hidden layer's output, in [0, 1)
     init: str = "auto"  # "auto": He for the relu family, Glorot for sigmoid/tanh; biases zero
     dtype: str = "float32"  # float64 for parity checks
+    patience: int = 0  # early stopping on the validation loss, owned by the runner; 0 = off
+    min_delta: float = 0.0  # an epoch improves when val_loss < best - min_delta
+    restore_best: bool = True  # with early stopping, test metrics are those of the best epoch's weights
     extra: dict = field(default_factory=dict, compare=False, hash=False)  # free-form notes
 
     def __post_init__(self) -> None:
@@ -54,6 +59,10 @@ class ModelSpec:
         _check_int(self, "n_outputs", minimum=1)
         _check_int(self, "batch_size", minimum=1)
         _check_int(self, "epochs", minimum=1)
+        _check_int(self, "patience", minimum=0)
+        _check_range(self, "min_delta", 0.0, None)
+        if not isinstance(self.restore_best, bool):
+            raise ValueError(f"ModelSpec.restore_best = {self.restore_best!r}: must be true or false")
         for i, width in enumerate(self.hidden):
             if width < 1:
                 raise ValueError(f"ModelSpec.hidden[{i}] = {width}: every hidden layer needs at least 1 unit")
@@ -144,12 +153,15 @@ def parse_field(name: str, value: Any) -> Any:
     try:
         if name == "hidden":
             return tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip()) if text else ()
-        if name in ("n_inputs", "n_outputs", "batch_size", "epochs"):
+        if name in ("n_inputs", "n_outputs", "batch_size", "epochs", "patience"):
             return int(text)
-        if name in ("lr", "momentum", "beta1", "beta2", "eps", "l2", "dropout"):
+        if name in ("lr", "momentum", "beta1", "beta2", "eps", "l2", "dropout", "min_delta"):
             return float(text)
+        if name == "restore_best":
+            return coerce("ModelSpec.restore_best", text, True)
     except ValueError:
-        kind = "comma-separated integers like 64,32" if name == "hidden" else "a number"
+        kinds = {"hidden": "comma-separated integers like 64,32", "restore_best": "true or false"}
+        kind = kinds.get(name, "a number")
         raise ValueError(f"ModelSpec.{name} = {value!r}: expected {kind}") from None
     return text
 

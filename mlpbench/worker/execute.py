@@ -19,6 +19,7 @@ from ..controlled import batch_order, initial_weights
 from ..spec import ModelSpec
 from ..task import Split, Task
 from .memory import PeakRSS
+from .stopping import EarlyStopping
 
 GRID_SIZE = 60  # points per axis of the decision-boundary grid stored for two-feature classification tasks
 
@@ -62,6 +63,33 @@ def _iqr(values: list[float]) -> float | None:
     return float(q75 - q25)
 
 
+def evaluate_epoch(
+    backend: Backend,
+    task: Task,
+    spec: ModelSpec,
+    data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    epoch: int,
+    took: float,
+    elapsed: float,
+    running: float | None,
+) -> dict[str, Any]:
+    """One point of the curve: losses and validation metrics computed by the core from predictions (untimed)."""
+    X_train, y_train, X_val, y_val = data
+    p_train, p_val = backend.predict(X_train), backend.predict(X_val)
+    point = {"epoch": epoch, "epoch_time_s": took, "elapsed_s": elapsed,
+             "running_loss": float(running) if running is not None else None}  # fmt: skip
+    _finite("prediction on the training set", p_train)
+    _finite("prediction on the validation set", p_val)
+    point["train_loss"] = metrics.loss(spec.loss, y_train, p_train)
+    point["val_loss"] = metrics.loss(spec.loss, y_val, p_val)
+    # Finite but huge predictions can still overflow the loss.
+    _finite("training loss computed from the predictions", point["train_loss"])
+    _finite("validation loss computed from the predictions", point["val_loss"])
+    for name, value in metrics.evaluate(task.kind, y_val, p_val).items():
+        point[f"val_{name}"] = value
+    return point
+
+
 def execute(
     backend: Backend,
     task: Task,
@@ -96,6 +124,11 @@ def execute(
             t0 = time.perf_counter()
             backend.build(spec, weights, seed)
             record["build_s"] = time.perf_counter() - t0
+            stopping = EarlyStopping(spec.patience, spec.min_delta)
+            best_weights, best_p_test = None, None
+            # Restoring by rebuilding from the best (W, b) works for every backend that takes weights;
+            # the others (and state beyond W, b) are scored on the test set at the best epoch instead.
+            rebuild = backend.accepts_weights and getattr(spec, "batch_norm", "none") == "none"
             for epoch in range(spec.epochs):
                 batches = batch_order(len(X_train), spec.batch_size, seed, epoch)
                 stage = "train_epoch"
@@ -111,18 +144,8 @@ def execute(
                     _finite("training loss", running)
                 # Evaluation is not timed: the core computes every loss and metric from predictions.
                 stage = "predict"
-                p_train, p_val = backend.predict(X_train), backend.predict(X_val)
-                point = {"epoch": epoch + 1, "epoch_time_s": took, "elapsed_s": elapsed,
-                         "running_loss": float(running) if running is not None else None}  # fmt: skip
-                _finite("prediction on the training set", p_train)
-                _finite("prediction on the validation set", p_val)
-                point["train_loss"] = metrics.loss(spec.loss, y_train, p_train)
-                point["val_loss"] = metrics.loss(spec.loss, y_val, p_val)
-                # Finite but huge predictions can still overflow the loss.
-                _finite("training loss computed from the predictions", point["train_loss"])
-                _finite("validation loss computed from the predictions", point["val_loss"])
-                for name, value in metrics.evaluate(task.kind, y_val, p_val).items():
-                    point[f"val_{name}"] = value
+                point = evaluate_epoch(backend, task, spec, (X_train, y_train, X_val, y_val), epoch + 1, took, elapsed,
+                                       running)  # fmt: skip
                 record["curve"].append(point)
                 if record.get("time_to_target_s") is None and metrics.reached(
                     task.target_metric, point[target_metric], task.target
@@ -131,8 +154,26 @@ def execute(
                     record["epochs_to_target"] = epoch + 1
                 emit({"type": "epoch", "id": job["id"], "epoch": epoch + 1, "epochs": spec.epochs,
                       "train_loss": point["train_loss"], "val_loss": point["val_loss"]})  # fmt: skip
+                if stopping.active:
+                    if stopping.update(epoch + 1, point["val_loss"]) and spec.restore_best:
+                        if rebuild:
+                            best_weights = [(W.copy(), b.copy()) for W, b in backend.get_weights()]
+                        else:
+                            best_p_test = backend.predict(X_test)
+                    if stopping.should_stop:
+                        record["stopped_early"] = True
+                        break
+            if stopping.active:
+                record["best_epoch"] = stopping.best_epoch
+                record.setdefault("stopped_early", False)
+                record["restored_best"] = bool(spec.restore_best and stopping.best_epoch != len(epoch_times))
+                if record["restored_best"] and best_weights is not None:
+                    stage = "restore best weights"
+                    backend.build(spec, best_weights, seed)
             stage = "predict"
             p_test = backend.predict(X_test)  # warm-up and the predictions we score
+            if record.get("restored_best") and best_p_test is not None:
+                p_test = best_p_test  # the best epoch's predictions (the model itself stays at the last epoch)
             _finite("prediction on the test set", p_test)
             best = float("inf")
             for _ in range(3):
