@@ -25,8 +25,10 @@ from .registry import PluginError, Registry
 from .spec import ModelSpec, parse_field
 
 EXPERIMENT_FILE = "experiment.toml"
-MODES = ("controlled",)
-EXECUTORS = ("local",)
+MODES = ("controlled", "native")
+EXECUTORS = ("local", "dask")
+#: How a run executes, not what it computes: these may differ when a run is resumed.
+EXECUTION_FIELDS = ("timeout_s", "executor", "jobs", "scheduler", "scheduler_file")
 MAX_SEED = 2**32 - 1  # what every framework's seeding accepts (NumPy's legacy seeding, torch.manual_seed)
 #: Grid keys that are neither a ModelSpec field nor TASK.PARAM / BACKEND.OPTION.
 RUN_SETTINGS = ("threads",)
@@ -56,7 +58,9 @@ class Experiment:
     oversubscribe: bool = False  # allow more threads than this machine has cores
     timeout_s: float = 600.0  # per job
     executor: str = "local"  # where jobs run
-    jobs: int = 1  # jobs at once
+    jobs: int = 1  # jobs at once (local: pinned to disjoint cores; dask: workers of a LocalCluster)
+    scheduler: str | None = None  # dask: address of an existing scheduler (tcp://host:8786); None: a LocalCluster
+    scheduler_file: str | None = None  # dask: a scheduler file written by `dask scheduler --scheduler-file`
     quick: bool = False  # half of each task's own epochs (unless epochs is set or swept)
     plugins: list[str] = field(default_factory=list)  # Python files with Backend / Task classes
     name: str = ""  # a preset's or a file's name, for the report
@@ -190,6 +194,25 @@ class Experiment:
             raise ExperimentError(f"executor: {self.executor!r}: allowed executors are {', '.join(EXECUTORS)}")
         if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1:
             raise ExperimentError(f"jobs: {self.jobs!r}: must be an integer >= 1")
+        if (self.scheduler or self.scheduler_file) and self.executor != "dask":
+            raise ExperimentError("scheduler / scheduler_file: only with executor dask (--executor dask)")
+        if self.scheduler and self.scheduler_file:
+            raise ExperimentError("scheduler and scheduler_file: give one address, not both")
+        if self.executor == "dask":
+            import importlib.util
+
+            if importlib.util.find_spec("distributed") is None:
+                raise ExperimentError(
+                    "executor dask: dask.distributed is not installed here; pip install 'mlpbench[dask]' "
+                    "(or dask[distributed])"
+                )
+        most = max([self.threads, *(int(v) for v in self.grid.get("threads", []) if str(v).isdigit())])
+        if self.jobs > 1 and self.jobs * most > (os.cpu_count() or 1) and not self.oversubscribe:
+            raise ExperimentError(
+                f"jobs: {self.jobs} jobs at once with {most} thread(s) each need {self.jobs * most} cores; this "
+                f"machine has {os.cpu_count()}. Use fewer --jobs or --threads, or --oversubscribe (timings are then "
+                "not meaningful)"
+            )
         _check_overrides("overrides", self.overrides)
         for key, values in self.grid.items():
             kind, owner = grid_key_kind(key, choices, self.tasks)
@@ -327,6 +350,8 @@ _TYPES: dict[str, tuple[str, Any]] = {
     "timeout_s": ("a number of seconds", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
     "executor": ("a string", lambda v: isinstance(v, str)),
     "jobs": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "scheduler": ("an address like tcp://host:8786", lambda v: isinstance(v, str)),
+    "scheduler_file": ("a file name", lambda v: isinstance(v, str)),
     "quick": ("true or false", lambda v: isinstance(v, bool)),
     "plugins": ("a list of file names", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
     "name": ("a string", lambda v: isinstance(v, str)),

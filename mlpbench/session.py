@@ -55,7 +55,7 @@ def execute(
     out: str | Path,
     resume: bool = False,
     progress: bool = False,
-    timeout_s: float | None = None,
+    execution: dict[str, Any] | None = None,
     argv: list[str] | None = None,
     before_report: Callable[[ResultsStore], None] | None = None,
     keep_broken: bool = True,
@@ -70,8 +70,9 @@ def execute(
     if resume:
         experiment = read_experiment(store.path)
     experiment, jobs, registry = plan(experiment, keep_broken=keep_broken)
-    if timeout_s is not None:  # how long a job may take does not change what it computes
-        experiment = dataclasses.replace(experiment, timeout_s=timeout_s)
+    if execution:  # how a run executes (timeout, executor, jobs) does not change what it computes
+        experiment = dataclasses.replace(experiment, **execution)
+        experiment.validate(registry)
     if resume:
         _check_same_data(store, jobs)
     elif store.has_results() or (store.path / EXPERIMENT_FILE).exists():
@@ -93,7 +94,14 @@ def execute(
     if not (store.path / ENV_FILE).exists():
         store.write_json(ENV_FILE, envmod.collect(experiment.threads))
     with deferred_signals():  # from here to the last derived file, Ctrl-C cannot leave half a file
-        records, interrupted = run_with_progress(registry, store, jobs, experiment.timeout_s, progress)
+        if experiment.executor == "dask":
+            from .dask_executor import run_on_dask
+
+            records, interrupted = run_on_dask(registry, store, jobs, experiment, progress)
+        else:
+            records, interrupted = run_with_progress(
+                registry, store, jobs, experiment.timeout_s, progress, experiment.jobs
+            )
         outcome = Outcome(experiment, store, jobs, records, interrupted)
         export_csv(store)
         try:

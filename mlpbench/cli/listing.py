@@ -50,6 +50,15 @@ def cmd(args: argparse.Namespace) -> int:
               f"[{entry.source}]{note}")  # fmt: skip
         if cls.params:
             print(f"  {'':<14} parameters: " + ", ".join(f"{k}={v}" for k, v in cls.params.items()))
+    print("Executors:")
+    print("  local          available (--jobs N: N workers at once, each pinned to cores of its own)")
+    try:
+        import importlib.metadata
+
+        dask = f"available (distributed {importlib.metadata.version('distributed')})"
+    except importlib.metadata.PackageNotFoundError:
+        dask = "not installed (pip install 'mlpbench[dask]')"
+    print(f"  dask           {dask}  (--executor dask [--scheduler ADDRESS | --scheduler-file FILE])")
     print("Experiment presets (run --config NAME):")
     for name, description in presets().items():
         print(f"  {name:<14} {description}")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..choices import DEFAULT_TASKS, expand_seeds, parse_backend_list
-from ..experiment import EXPERIMENT_FILE, Experiment, ExperimentError, load_experiment
+from ..experiment import EXECUTION_FIELDS, EXPERIMENT_FILE, Experiment, ExperimentError, load_experiment
 from ..registry import discover
 from ..session import execute, read_experiment
 from ..status import FAILED
@@ -59,6 +59,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                      help="sweep a setting (repeatable; the plan is the product): a ModelSpec field "
                      "(hidden=16,64,256, hidden=64x64,256x256, lr=1e-3,1e-2, optimizer=sgd,adam), a task parameter "
                      "(moons.noise=0.1,0.3), threads=1,2, or a backend option (torch.compile=false,true)")  # fmt: skip
+    run.add_argument("--modes", metavar="LIST", help="comma-separated: controlled (the runner owns initial weights and "
+                     "batch order: do the frameworks compute the same thing, how fast at best) and/or native (each "
+                     "framework's own idiomatic loop: what its users get); default controlled")  # fmt: skip
     run.add_argument("--task-param", action="append", type=key_value, metavar="TASK.KEY=VALUE",
                      help="set a task parameter, e.g. --task-param moons.noise=0.3 (repeatable)")  # fmt: skip
     run.add_argument("--threads", type=positive_int, help=f"threads per worker for every framework and BLAS "
@@ -67,6 +70,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                      help="allow more threads than this machine has cores (timings are then not meaningful)")  # fmt: skip
     run.add_argument("--timeout", type=parse_duration, metavar="DURATION",
                      help=f"per-job time limit, e.g. 90s or 10m (default {_DEFAULTS.timeout_s / 60:g}m)")  # fmt: skip
+    run.add_argument("--executor", choices=("local", "dask"), help="where jobs run: local worker subprocesses "
+                     "(default), or a Dask cluster (--scheduler ADDRESS / --scheduler-file FILE, or a LocalCluster "
+                     "of --jobs workers started for the run)")  # fmt: skip
+    run.add_argument("--jobs", type=positive_int, help="jobs at once (default 1, the cleanest timings); locally each "
+                     "worker is pinned to cores of its own")  # fmt: skip
+    run.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
+    run.add_argument("--scheduler-file", metavar="FILE", help="a Dask scheduler file (dask scheduler --scheduler-file)")
     run.add_argument("--out", metavar="DIR", help="results directory (default results/<timestamp>)")
     run.add_argument("--resume", metavar="DIR", help="continue the run in DIR: its own experiment.toml, "
                      "skipping finished jobs")  # fmt: skip
@@ -82,6 +92,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return run
 
 
+#: Flags of how a run executes (they may differ when resuming) and their Experiment fields.
+_EXECUTION_FLAGS = (("timeout", "timeout_s"), ("executor", "executor"), ("jobs", "jobs"), ("scheduler", "scheduler"),
+                    ("scheduler_file", "scheduler_file"))  # fmt: skip
 #: Experiment fields as flags, for messages.
 _FLAGS = {"overrides": "--set", "task_params": "--task-param", "plugins": "--plugin", "timeout_s": "--timeout"}
 
@@ -94,6 +107,8 @@ def experiment_from_args(args: argparse.Namespace) -> Experiment:
         changes["backends"] = [c.label for c in parse_backend_list(args.backends)]
     if args.tasks is not None:
         changes["tasks"] = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if args.modes is not None:
+        changes["modes"] = [m.strip() for m in args.modes.split(",") if m.strip()]
     if args.seeds is not None:
         changes["seeds"] = expand_seeds(args.seeds)
     elif args.quick:
@@ -126,7 +141,7 @@ def experiment_from_args(args: argparse.Namespace) -> Experiment:
             raise UsageError("--csv-path, --csv-target and --csv-kind set the csv task: add csv to --tasks")
         params.setdefault("csv", {}).update(csv)
     changes["task_params"] = params
-    for flag, name in (("threads", "threads"), ("oversubscribe", "oversubscribe"), ("timeout", "timeout_s")):
+    for flag, name in (("threads", "threads"), ("oversubscribe", "oversubscribe"), *_EXECUTION_FLAGS):
         if getattr(args, flag) is not None:
             changes[name] = getattr(args, flag)
     if args.plugin:
@@ -147,10 +162,11 @@ def cmd(args: argparse.Namespace) -> int:
             experiment = experiment_from_args(args)
         out = Path(args.out) if args.out else timestamped_dir()
     try:
-        outcome = execute(
-            experiment, out, resume=bool(args.resume), progress=not args.no_progress, timeout_s=args.timeout,
-            argv=sys.argv[1:],
-        )  # fmt: skip
+        execution = {name: getattr(args, flag) for flag, name in _EXECUTION_FLAGS if getattr(args, flag) is not None}
+        if execution.get("scheduler_file"):
+            execution["scheduler_file"] = str(Path(execution["scheduler_file"]).expanduser().absolute())
+        outcome = execute(experiment, out, resume=bool(args.resume), progress=not args.no_progress,
+                          execution=execution if args.resume else None, argv=sys.argv[1:])  # fmt: skip
     except (ExperimentError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
     if outcome.report_error:
@@ -179,7 +195,7 @@ def _check_resume_flags(args: argparse.Namespace) -> None:
     before, after = saved.to_dict(), given.resolved(registry).to_dict()
     differ = []
     for key in before:
-        if key != "timeout_s" and before.get(key) != after.get(key):
+        if key not in EXECUTION_FIELDS and before.get(key) != after.get(key):
             flag = _FLAGS.get(key, f"--{key.replace('_', '-')}")
             differ.append(f"{flag} (saved: {_shown(before.get(key))!r}, given: {_shown(after.get(key))!r})")
     if differ:

@@ -16,6 +16,7 @@ from typing import Any
 
 import psutil
 
+from ..env import cpu_model
 from ..plan import data_fingerprint
 from ..registry import discover
 from ..task import Task
@@ -95,6 +96,7 @@ def main() -> None:
         send({"type": "init_error", "error": f"{type(exc).__name__}: {exc}", "traceback": _tail(exc)})
         return
     send({"type": "ready", "import_s": time.perf_counter() - t0, "pid": os.getpid(), "versions": backend.versions(),
+          "cpu": cpu_model(),
           "blas": blas})  # fmt: skip
 
     splits = SplitCache(os.environ.get(SPLIT_CACHE_ENV))
