@@ -221,3 +221,13 @@ class Spawning(NumpyMLP):
     def train_epoch(self, X, y, batches):  # noqa: ANN001, ANN201
         time.sleep(0.5)
         return super().train_epoch(X, y, batches)
+
+
+class Slow(NumpyMLP):
+    """The reference backend with 0.3 s added to every epoch, so a test can act while jobs run."""
+
+    name = "slow"
+
+    def train_epoch(self, X, y, batches):  # noqa: ANN001, ANN201
+        time.sleep(0.3)
+        return super().train_epoch(X, y, batches)
