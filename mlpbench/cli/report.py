@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..report import FIGURES_DIR, write_reports
-from ..store import CONFIG_FILE, ENV_FILE, ResultsStore
+from ..store import CONFIG_FILE, ENV_FILE, ResultsStore, export_csv
 from .common import EXIT_OK, UsageError
 
 
@@ -17,8 +17,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "report",
         help="render report.md and report.html of a results directory again",
-        description="Render DIR/report.md, DIR/report.html and DIR/figures/ from the stored "
-        "results alone (runs.jsonl, env.json, config.json, parity.json).",
+        description="Render DIR/report.md, DIR/report.html, DIR/figures/ and the CSV exports (runs.csv, curves.csv) "
+        "from the stored results alone (runs.jsonl, env.json, config.json, parity.json).",
     )
     p.add_argument("dir", metavar="DIR", help="a results directory written by `run`")
     p.add_argument("--open", action="store_true", help="open report.html in the default web browser")
@@ -34,6 +34,7 @@ def cmd(args: argparse.Namespace) -> int:
         raise UsageError(f"{folder}: not a results directory (no runs.jsonl); run a benchmark first")
     if not (folder / ENV_FILE).exists() or not (folder / CONFIG_FILE).exists():
         print(f"note: {folder} has no {ENV_FILE} or {CONFIG_FILE}; the report omits what they hold", file=sys.stderr)
+    export_csv(ResultsStore(folder))  # the CSV exports are derived files too: rebuilt with the reports
     md_path, html_path = write_reports(folder)
     n_fig = len([p for p in (folder / FIGURES_DIR).glob("*.png")]) if (folder / FIGURES_DIR).is_dir() else 0
     print(f"Report: {html_path}\n        {md_path} ({n_fig} figures in {folder / FIGURES_DIR})")
