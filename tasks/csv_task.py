@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpbench import ModelSpec, Split, Task
+from mlpbench import ModelSpec, Split
 
-from ._split import split_and_scale
+from ._split import ScaledTask, split_and_scale
 
 #: At most this many distinct integer values make an integer target a class label under kind=auto.
 MAX_AUTO_CLASSES = 20
@@ -38,7 +38,7 @@ _DECIMAL_COMMA = re.compile(r"[+-]?(\d+,\d*|,\d+)([eE][+-]?\d+)?|[+-]?\d+")
 _NOTICES: set[str] = set()  # notices already printed by this process (a task is built several times a run)
 
 
-class CsvTask(Task):
+class CsvTask(ScaledTask):
     """A CSV file: ``--tasks csv --csv-path FILE --csv-target COLUMN [--csv-kind KIND]``.
 
     Feature columns must be numbers (True/False count as 1/0). The kind (binary,
@@ -76,7 +76,8 @@ class CsvTask(Task):
     kind = "auto"  # per instance: resolved from the file
     target_metric = "accuracy"
     target = 0.9
-    params = {"path": "", "target": "", "kind": "auto", "sep": "auto", "decimal": "auto", "na_values": None}
+    params = {**ScaledTask.params, "path": "", "target": "", "kind": "auto", "sep": "auto", "decimal": "auto",
+              "na_values": None}  # fmt: skip
     description = "your own CSV file (--csv-path FILE --csv-target COLUMN)"
 
     def __init__(self, **params: Any) -> None:
@@ -100,6 +101,7 @@ class CsvTask(Task):
             raise ValueError("the csv task needs a file: --csv-path FILE --csv-target COLUMN")
         if not self.config["target"]:
             raise ValueError(f"the csv task needs the target column of {self.config['path']}: --csv-target COLUMN")
+        super().validate()
         if self._problem:
             raise self._problem
 
@@ -110,7 +112,7 @@ class CsvTask(Task):
 
     def load(self, seed: int) -> Split:
         X, y, _ = self._read()
-        return split_and_scale(X, y, seed, classification=self.kind != "regression")
+        return split_and_scale(X, y, seed, classification=self.kind != "regression", scaler=self.config["scaler"])
 
     def spec(self) -> ModelSpec:
         X, _, classes = self._read()

@@ -7,9 +7,9 @@ import os
 
 import numpy as np
 
-from mlpbench import ModelSpec, Split, Task
+from mlpbench import ModelSpec, Split
 
-from ._split import split_and_scale
+from ._split import ScaledTask
 
 
 def _datasets():  # noqa: ANN202 - scikit-learn is imported when data is loaded, not when tasks are listed
@@ -18,7 +18,7 @@ def _datasets():  # noqa: ANN202 - scikit-learn is imported when data is loaded,
     return datasets
 
 
-class Digits(Task):
+class Digits(ScaledTask):
     """Handwritten digits: 1797 images of 8x8 pixels, 10 classes (scikit-learn's bundled copy)."""
 
     name = "digits"
@@ -29,7 +29,7 @@ class Digits(Task):
 
     def load(self, seed: int) -> Split:
         X, y = _datasets().load_digits(return_X_y=True)
-        return split_and_scale(X, y, seed, classification=True)
+        return self.split(X, y, seed)
 
     def spec(self) -> ModelSpec:
         return ModelSpec(
@@ -38,7 +38,7 @@ class Digits(Task):
         )  # fmt: skip
 
 
-class BreastCancer(Task):
+class BreastCancer(ScaledTask):
     """Wisconsin diagnostic breast cancer: 569 samples, 30 features, malignant or benign."""
 
     name = "breast_cancer"
@@ -49,7 +49,7 @@ class BreastCancer(Task):
 
     def load(self, seed: int) -> Split:
         X, y = _datasets().load_breast_cancer(return_X_y=True)
-        return split_and_scale(X, y, seed, classification=True)
+        return self.split(X, y, seed)
 
     def spec(self) -> ModelSpec:
         return ModelSpec(
@@ -58,7 +58,7 @@ class BreastCancer(Task):
         )  # fmt: skip
 
 
-class Diabetes(Task):
+class Diabetes(ScaledTask):
     """Diabetes progression after one year: 442 patients, 10 features, one continuous target."""
 
     name = "diabetes"
@@ -69,7 +69,7 @@ class Diabetes(Task):
 
     def load(self, seed: int) -> Split:
         X, y = _datasets().load_diabetes(return_X_y=True)
-        return split_and_scale(X, y, seed, classification=False)
+        return self.split(X, y, seed)
 
     def spec(self) -> ModelSpec:
         return ModelSpec(
@@ -78,21 +78,21 @@ class Diabetes(Task):
         )  # fmt: skip
 
 
-class Friedman(Task):
+class Friedman(ScaledTask):
     """Friedman #1: y = 10 sin(pi x1 x2) + 20 (x3 - 0.5)^2 + 10 x4 + 5 x5 + noise, 10 features."""
 
     name = "friedman"
     kind = "regression"
     target_metric = "r2"
     target = 0.85
-    params = {"n_samples": 2000, "noise": 1.0}
+    params = {**ScaledTask.params, "n_samples": 2000, "noise": 1.0}
     description = "2000 samples, 10 features (5 informative), regression"
 
     def load(self, seed: int) -> Split:
         X, y = _datasets().make_friedman1(
             n_samples=int(self.config["n_samples"]), noise=float(self.config["noise"]), random_state=seed
         )
-        return split_and_scale(X, y, seed, classification=False)
+        return self.split(X, y, seed)
 
     def spec(self) -> ModelSpec:
         return ModelSpec(
@@ -101,7 +101,7 @@ class Friedman(Task):
         )  # fmt: skip
 
 
-class California(Task):
+class California(ScaledTask):
     """California housing (20640 districts, 8 features): downloaded and cached by scikit-learn.
 
     Reported as unavailable when the file is neither cached nor downloadable.
@@ -111,7 +111,7 @@ class California(Task):
     kind = "regression"
     target_metric = "r2"
     target = 0.75
-    params = {"data_home": ""}
+    params = {**ScaledTask.params, "data_home": ""}
     description = "20640 samples, 8 features, regression (needs a download or a cached copy)"
 
     def _data_home(self) -> str | None:
@@ -135,7 +135,7 @@ class California(Task):
 
     def load(self, seed: int) -> Split:
         X, y = self._fetch(download=True)
-        return split_and_scale(X, y, seed, classification=False)
+        return self.split(X, y, seed)
 
     def spec(self) -> ModelSpec:
         return ModelSpec(

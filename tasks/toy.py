@@ -6,7 +6,7 @@ import numpy as np
 
 from mlpbench import ModelSpec, Split, Task
 
-from ._split import split_and_scale
+from ._split import ScaledTask
 
 
 class XOR(Task):
@@ -32,21 +32,21 @@ class XOR(Task):
         )  # fmt: skip
 
 
-class Moons(Task):
+class Moons(ScaledTask):
     """Two interleaving half circles with Gaussian noise (scikit-learn's make_moons)."""
 
     name = "moons"
     kind = "binary"
     target_metric = "accuracy"
     target = 0.95
-    params = {"n_samples": 1000, "noise": 0.2}
+    params = {**ScaledTask.params, "n_samples": 1000, "noise": 0.2}
     description = "1000 points, 2 features, two noisy half moons"
 
     def load(self, seed: int) -> Split:
         from sklearn.datasets import make_moons
 
         X, y = make_moons(n_samples=int(self.config["n_samples"]), noise=float(self.config["noise"]), random_state=seed)
-        return split_and_scale(X, y, seed, classification=True)
+        return self.split(X, y, seed)
 
     def spec(self) -> ModelSpec:
         return ModelSpec(
