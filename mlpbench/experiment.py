@@ -28,7 +28,7 @@ EXPERIMENT_FILE = "experiment.toml"
 MODES = ("controlled", "native")
 EXECUTORS = ("local", "dask")
 #: How a run executes, not what it computes: these may differ when a run is resumed.
-EXECUTION_FIELDS = ("timeout_s", "executor", "jobs", "scheduler", "scheduler_file")
+EXECUTION_FIELDS = ("timeout_s", "executor", "jobs", "scheduler", "scheduler_file", "references")
 MAX_SEED = 2**32 - 1  # what every framework's seeding accepts (NumPy's legacy seeding, torch.manual_seed)
 #: Grid keys that are neither a ModelSpec field nor TASK.PARAM / BACKEND.OPTION.
 RUN_SETTINGS = ("threads",)
@@ -62,6 +62,7 @@ class Experiment:
     scheduler: str | None = None  # dask: address of an existing scheduler (tcp://host:8786); None: a LocalCluster
     scheduler_file: str | None = None  # dask: a scheduler file written by `dask scheduler --scheduler-file`
     quick: bool = False  # half of each task's own epochs (unless epochs is set or swept)
+    references: bool = True  # score a linear model and gradient boosting on the same splits, for the report
     plugins: list[str] = field(default_factory=list)  # Python files with Backend / Task classes
     name: str = ""  # a preset's or a file's name, for the report
     description: str = ""
@@ -353,6 +354,7 @@ _TYPES: dict[str, tuple[str, Any]] = {
     "scheduler": ("an address like tcp://host:8786", lambda v: isinstance(v, str)),
     "scheduler_file": ("a file name", lambda v: isinstance(v, str)),
     "quick": ("true or false", lambda v: isinstance(v, bool)),
+    "references": ("true or false", lambda v: isinstance(v, bool)),
     "plugins": ("a list of file names", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
     "name": ("a string", lambda v: isinstance(v, str)),
     "description": ("a string", lambda v: isinstance(v, str)),

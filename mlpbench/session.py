@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from . import env as envmod
+from . import references
 from .experiment import EXPERIMENT_FILE, Experiment, ExperimentError
 from .plan import Job, make_plan
+from .references import REFERENCES_FILE
 from .registry import Registry, discover
 from .runner import run_with_progress
 from .store import CONFIG_FILE, ENV_FILE, Results, ResultsStore, export_csv, load_results
@@ -104,6 +106,8 @@ def execute(
             )
         outcome = Outcome(experiment, store, jobs, records, interrupted)
         export_csv(store)
+        if experiment.references and not interrupted and not (store.path / REFERENCES_FILE).exists():
+            store.write_json(REFERENCES_FILE, references.compute(registry, jobs))
         try:
             if before_report is not None:
                 before_report(store)

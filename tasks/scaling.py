@@ -26,6 +26,7 @@ class Scaling(Task):
     name = "scaling"
     kind = "multiclass"
     share_split = False  # up to 100,000 x 1024 floats: each worker regenerates it from the seed
+    references = False  # a synthetic timing task: reference models on it would only cost time
     target_metric = "accuracy"
     target = 0.5
     params = {"n_samples": 10000, "n_features": 64, "width": 256, "depth": 2, "epochs": "auto", "batch_size": 512}

@@ -77,6 +77,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                      "worker is pinned to cores of its own")  # fmt: skip
     run.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
     run.add_argument("--scheduler-file", metavar="FILE", help="a Dask scheduler file (dask scheduler --scheduler-file)")
+    run.add_argument("--no-references", dest="references", action="store_false", default=None,
+                     help="do not score the reference models (linear, gradient boosting) on the splits")  # fmt: skip
     run.add_argument("--out", metavar="DIR", help="results directory (default results/<timestamp>)")
     run.add_argument("--resume", metavar="DIR", help="continue the run in DIR: its own experiment.toml, "
                      "skipping finished jobs")  # fmt: skip
@@ -94,7 +96,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 #: Flags of how a run executes (they may differ when resuming) and their Experiment fields.
 _EXECUTION_FLAGS = (("timeout", "timeout_s"), ("executor", "executor"), ("jobs", "jobs"), ("scheduler", "scheduler"),
-                    ("scheduler_file", "scheduler_file"))  # fmt: skip
+                    ("scheduler_file", "scheduler_file"), ("references", "references"))  # fmt: skip
 #: Experiment fields as flags, for messages.
 _FLAGS = {"overrides": "--set", "task_params": "--task-param", "plugins": "--plugin", "timeout_s": "--timeout"}
 
