@@ -72,9 +72,11 @@ class Diabetes(ScaledTask):
         return self.split(X, y, seed)
 
     def spec(self) -> ModelSpec:
+        # Tuned with a sweep over optimizer x width x l2 and early stopping (docs/performance/): small and
+        # regularised, it matches the ridge-regression reference on the same splits.
         return ModelSpec(
-            n_inputs=10, n_outputs=1, hidden=(16,), activation="tanh", loss="mse",
-            optimizer="sgd", lr=0.01, batch_size=32, epochs=60, l2=0.05,
+            n_inputs=10, n_outputs=1, hidden=(8,), activation="tanh", loss="mse",
+            optimizer="adam", lr=0.01, batch_size=32, epochs=300, l2=0.05, patience=20,
         )  # fmt: skip
 
 
@@ -84,7 +86,7 @@ class Friedman(ScaledTask):
     name = "friedman"
     kind = "regression"
     target_metric = "r2"
-    target = 0.85
+    target = 0.90
     params = {**ScaledTask.params, "n_samples": 2000, "noise": 1.0}
     description = "2000 samples, 10 features (5 informative), regression"
 
@@ -95,9 +97,11 @@ class Friedman(ScaledTask):
         return self.split(X, y, seed)
 
     def spec(self) -> ModelSpec:
+        # Tuned with sweeps and early stopping (docs/performance/): tanh fits the sine and square terms
+        # better than relu (R2 0.93 against 0.88 at the same size).
         return ModelSpec(
-            n_inputs=10, n_outputs=1, hidden=(64, 64), activation="relu", loss="mse",
-            optimizer="adam", lr=1e-3, batch_size=32, epochs=60,
+            n_inputs=10, n_outputs=1, hidden=(64, 64), activation="tanh", loss="mse",
+            optimizer="adam", lr=3e-3, batch_size=64, epochs=300, patience=30,
         )  # fmt: skip
 
 

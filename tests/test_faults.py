@@ -231,7 +231,7 @@ def test_numpy_with_a_huge_learning_rate_diverges_honestly(registry, lr, epoch) 
     backend = registry.backend("numpy")()
     backend.prepare(1)
     task = registry.task("diabetes")()
-    spec = task.spec().replace(lr=lr, l2=0.0, epochs=20)
+    spec = task.spec().replace(optimizer="sgd", hidden=(16,), lr=lr, l2=0.0, epochs=20, patience=0)
     job = {"id": "numpy/diabetes", "seed": 0, "spec": spec.to_dict()}
     record = execute(backend, task, task.load(0), job)
     assert record["status"] == "diverged"
