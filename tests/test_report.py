@@ -13,7 +13,7 @@ import pytest
 
 from mlpbench import load_results
 from mlpbench.cli import main
-from mlpbench.report import Column, best_backends, fmt_g, fmt_metric, md_text
+from mlpbench.report import Column, best_backends, fmt_g, fmt_metric, md_text, task_columns
 from mlpbench.store import ResultsStore
 
 TASKS = ("xor", "diabetes")
@@ -176,8 +176,14 @@ def test_markdown_links_every_figure_relatively_to_an_existing_png(run_dir: Path
         assert f"](figures/{task}-loss.png)" in block
 
 
+def _interval(cell: str) -> tuple[float, float] | None:
+    """The confidence interval in a cell's small print, ``(CI 0.174–0.192 · CV 39%)``."""
+    m = re.search(r"CI ([0-9.,]+)–([0-9.,]+)", cell)
+    return (float(m.group(1).replace(",", "")), float(m.group(2).replace(",", ""))) if m else None
+
+
 def test_best_values_are_bold_in_markdown_and_html(run_dir: Path) -> None:
-    """In every ranked column, exactly the rows showing the best number are bold."""
+    """In every ranked column, exactly the rows showing the best number are bold; epoch ms ties statistically."""
     md = (run_dir / "report.md").read_text(encoding="utf-8")
     direction = {
         "test accuracy": max,
@@ -201,7 +207,13 @@ def test_best_values_are_bold_in_markdown_and_html(run_dir: Path) -> None:
             values = [_main_value(r[j]) for r in body]
             bold = [r[j].startswith("**") for r in body]
             best = direction[name](v for v in values if v is not None)
-            assert bold == [v == best for v in values], (task, name, [r[j] for r in body])
+            expected = [v == best for v in values]
+            if name == "epoch ms":  # the fastest, and every backend whose interval overlaps the fastest one's
+                lead = _interval(body[values.index(best)][j])
+                spans = [_interval(r[j]) for r in body]
+                assert lead is not None and all(spans), (task, [r[j] for r in body])
+                expected = [e or (s[0] <= lead[1] and lead[0] <= s[1]) for e, s in zip(expected, spans, strict=True)]
+            assert bold == expected, (task, name, [r[j] for r in body])
             checked += 1
     assert checked == 2 * len(direction) - 2  # each task has one of the two metrics
     n_bold = sum(c.startswith("**") for rows in tables.values() for r in rows[1:] for c in r[1:])
@@ -222,6 +234,22 @@ def test_best_backends_respects_direction_ties_and_reached_targets() -> None:
     assert best_backends(rows, Column("ttt_s", "time to target s", "min", fmt_g)) == {"a"}
     assert best_backends(rows[:1], Column("epoch_ms", "epoch ms", "min", fmt_g)) == set()  # nothing to compare
     assert best_backends(rows, Column("jobs", "jobs", None, str)) == set()
+
+
+def test_epoch_time_ties_are_statistical_not_by_rounding() -> None:
+    """The lowest median is best, and so is every backend whose interval overlaps its interval."""
+    epoch = next(c for c in task_columns("accuracy", None) if c.key == "epoch_ms")
+    timed = [
+        {"backend": "a", "epoch_ms": 1.00, "epoch_lo_ms": 0.90, "epoch_hi_ms": 1.20},
+        {"backend": "b", "epoch_ms": 1.30, "epoch_lo_ms": 1.10, "epoch_hi_ms": 1.50},  # overlaps a: tied
+        {"backend": "c", "epoch_ms": 1.01, "epoch_lo_ms": 1.005, "epoch_hi_ms": 1.02},  # inside a's interval
+        {"backend": "d", "epoch_ms": 2.00, "epoch_lo_ms": 1.80, "epoch_hi_ms": 2.20},  # clearly slower
+    ]
+    assert best_backends(timed, epoch) == {"a", "b", "c"}
+    # Without intervals (too few epochs), ties are as displayed.
+    bare = [{"backend": r["backend"], "epoch_ms": r["epoch_ms"]} for r in timed]
+    assert best_backends(bare, epoch) == {"a"}
+    assert best_backends([{**timed[0], "epoch_ms": 1.001}, timed[3], bare[2]], epoch) == {"a"}
 
 
 # ---------------------------------------------------------------------------- failures, escaping, parity

@@ -1,13 +1,29 @@
-"""mlpbench.stats: the one definition of "epoch ms" (steady-state epochs 2..n of every seed, pooled)."""
+"""mlpbench.stats: "epoch ms", bootstrap intervals, two-sample tests and performance profiles, on known data."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from mlpbench.stats import EPOCH_MS_LABEL, iqr, median, median_epoch_time_s, steady_epoch_times
+from mlpbench.stats import (
+    ALPHA,
+    EPOCH_MS_LABEL,
+    Interval,
+    compare_samples,
+    epoch_time_interval,
+    iqr,
+    median,
+    median_epoch_time_s,
+    median_interval,
+    min_mannwhitney_p,
+    overlap,
+    performance_ratios,
+    profile,
+    steady_epoch_times,
+)
 
 
 def _curves(times_by_job: dict[str, list[float | None]]) -> pd.DataFrame:
@@ -56,3 +72,80 @@ def test_median_and_iqr_ignore_what_is_not_a_number() -> None:
 
 def test_the_label_names_the_definition() -> None:
     assert EPOCH_MS_LABEL == "epoch ms: median of the steady-state epochs (2..n) of every seed, pooled"
+
+
+# ---------------------------------------------------------------------------- intervals and tests
+def test_the_interval_of_a_ratio_covers_the_true_ratio_at_about_the_stated_rate() -> None:
+    """200 simulated pairs of lognormal samples with B = 1.5 x A in distribution: ~95% of the intervals hold 1.5."""
+    rng = np.random.default_rng(2026)
+    covered, slower = 0, 0
+    for _ in range(200):
+        a = rng.lognormal(0.0, 0.3, 25)
+        b = 1.5 * rng.lognormal(0.0, 0.3, 25)
+        change = compare_samples(a, b)
+        covered += change.low <= 1.5 <= change.high
+        slower += change.direction == 1
+    # Binomial(200, 0.95) has a standard deviation of 0.015: this band is about three of them each way.
+    assert 0.90 <= covered / 200 <= 0.99
+    assert slower >= 180  # the power to see a 50% slowdown in 25 epochs with 30% noise at α = 0.01 (~94%)
+
+
+def test_identical_samples_are_no_significant_change() -> None:
+    a = np.random.default_rng(0).lognormal(0.0, 0.2, 30)
+    change = compare_samples(a, a.copy())
+    assert change.direction == 0 and change.p_value == 1.0 and change.estimate == 1.0
+    assert change.low <= 1.0 <= change.high
+    few = compare_samples([0.9, 0.95, 0.97], [0.9, 0.95, 0.97], "difference")  # too few for a test, but equal
+    assert few.direction == 0 and few.p_value == 1.0 and few.estimate == 0.0
+
+
+def test_too_few_values_say_that_no_test_is_possible() -> None:
+    assert min_mannwhitney_p(3, 3) == pytest.approx(0.1)
+    assert min_mannwhitney_p(5, 5) < ALPHA < min_mannwhitney_p(4, 4)
+    change = compare_samples([1.0, 1.1, 1.2], [2.0, 2.1, 2.2])
+    assert not change.tested and change.direction == 0 and math.isnan(change.low)
+    assert "no test possible" in change.note and "0.1" in change.note
+    assert change.estimate == pytest.approx(2.1 / 1.1)
+
+
+def test_a_clear_difference_is_significant_in_the_right_direction() -> None:
+    rng = np.random.default_rng(1)
+    a = rng.lognormal(0.0, 0.1, 20)
+    assert compare_samples(a, 0.5 * rng.lognormal(0.0, 0.1, 20)).direction == -1
+    worse = compare_samples(rng.normal(0.95, 0.005, 10), rng.normal(0.90, 0.005, 10), "difference")
+    assert worse.direction == -1 and worse.high < 0 and worse.p_value < ALPHA
+
+
+def test_median_interval_is_reproducible_and_needs_three_values() -> None:
+    values = np.random.default_rng(3).lognormal(0.0, 0.5, 40)
+    first, again = median_interval(values), median_interval(values)
+    assert (first.low, first.high) == (again.low, again.high)  # a fixed random state: reports render alike
+    assert first.low <= first.median <= first.high and first.n == 40
+    assert first.cv == pytest.approx(np.std(values, ddof=1) / np.mean(values))
+    two = median_interval([1.0, 2.0])
+    assert two.median == 1.5 and not two.has_ci
+    assert median_interval([5.0, 5.0, 5.0]).low == 5.0  # no spread: the point itself
+    curves = _curves({"a": [9.0, 1.0, 1.1, 1.2], "b": [9.0, 1.0, 1.3, 0.9]})
+    epoch = epoch_time_interval(curves)
+    assert epoch.median == pytest.approx(median_epoch_time_s(curves)) and epoch.n == 6 and epoch.has_ci
+
+
+def test_two_intervals_overlap_only_when_both_were_computed() -> None:
+    assert overlap(Interval(1.0, 0.9, 1.1, 5), Interval(1.2, 1.05, 1.3, 5))
+    assert not overlap(Interval(1.0, 0.9, 1.1, 5), Interval(1.5, 1.3, 1.7, 5))
+    assert not overlap(Interval(1.0), Interval(1.0))
+
+
+# ---------------------------------------------------------------------------- performance profiles
+def test_performance_ratios_count_failures_as_infinite() -> None:
+    costs = pd.DataFrame(
+        {"numpy": [1.0, 4.0, math.inf, None], "torch": [2.0, 2.0, 3.0, None]}, index=["xor", "digits", "moons", "x"]
+    )
+    ratios = performance_ratios(costs)
+    assert ratios.loc["xor"].tolist() == [1.0, 2.0]
+    assert ratios.loc["digits"].tolist() == [2.0, 1.0]
+    assert ratios.loc["moons", "numpy"] == math.inf and ratios.loc["moons", "torch"] == 1.0  # never reached
+    assert ratios.loc["x"].tolist() == [math.inf, math.inf]  # no backend finished: a failure for all
+    rho = profile(ratios, [1.0, 2.0, 10.0])
+    assert rho["numpy"].tolist() == [0.25, 0.5, 0.5]
+    assert rho["torch"].tolist() == [0.5, 0.75, 0.75]

@@ -61,3 +61,32 @@ def test_printed_table_says_what_epoch_ms_is(tmp_path: Path) -> None:
     text = out.getvalue()
     assert EPOCH_MS_LABEL in " ".join(text.split())  # the caption, however the console wraps it
     assert "2 ok 1 error" in text and re.search(r"│\s+1000\s+│", text)
+
+
+def _point_record(seed: int, hidden: str, mode: str, epoch_s: float) -> dict:
+    record = _record(seed, [9.0, epoch_s, epoch_s], epoch_s)
+    return {**record, "id": f"numpy/xor/{hidden}/{mode}/{seed}", "grid_point": {"hidden": hidden}, "mode": mode}
+
+
+def test_a_gridded_run_has_one_row_per_grid_point_and_mode() -> None:
+    """Points are never pooled: 16 and 256 are their own rows, in the grid's order, and so are the modes."""
+    records = [
+        _point_record(s, h, m, t)
+        for h, t in (("256", 0.004), ("16", 0.001))
+        for m in ("controlled", "native")
+        for s in (0, 1)
+    ]
+    runs, curves = records_to_frames(records)
+    frame = summary_frame(runs, curves, {"grid": {"hidden": ["16", "256"]}, "modes": ["controlled", "native"]})
+    assert list(frame.columns[:4]) == ["task", "hidden", "mode", "backend"]
+    assert list(zip(frame["hidden"], frame["mode"], strict=True)) == [
+        ("16", "controlled"),
+        ("16", "native"),
+        ("256", "controlled"),
+        ("256", "native"),
+    ]
+    assert frame[EPOCH_MS].tolist() == pytest.approx([1.0, 1.0, 4.0, 4.0])
+    assert set(frame["jobs"]) == {"2 ok"}
+    # Without a grid and with one mode, the table is as it always was: task, backend, ...
+    plain = summary_frame(*records_to_frames(RECORDS))
+    assert list(plain.columns[:3]) == ["task", "backend", "jobs"]

@@ -1,4 +1,4 @@
-"""Command line: ``python run_bench.py [run|list|report|parity|scaling] ...``.
+"""Command line: ``python run_bench.py [run|list|report|parity|scaling|compare|history] ...``.
 
 One module per command, each with ``add_parser(sub)`` and ``cmd(args) -> exit status``. Bad
 input stops before any work with exit status 2. Only this package knows about argparse: the
@@ -12,11 +12,19 @@ import os
 import sys
 
 from . import listing
-from . import parity, report, run, scaling
+from . import compare, history, parity, report, run, scaling
 from ..files import StoreWriteError
 from .common import EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, UsageError
 
-COMMANDS = {"run": run, "list": listing, "report": report, "parity": parity, "scaling": scaling}
+COMMANDS = {
+    "run": run,
+    "list": listing,
+    "report": report,
+    "parity": parity,
+    "scaling": scaling,
+    "compare": compare,
+    "history": history,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

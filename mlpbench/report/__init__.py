@@ -8,12 +8,17 @@ data URIs in the HTML. Every string that comes from results is escaped before it
 Modules, each doing one thing:
 
 - `format`: numbers as text and text made safe for Markdown;
-- `tables`: the task tables (columns, one row per backend, the best values);
+- `grid`: grid points as tables show them (which settings, in which order, values as text);
+- `tables`: the task tables (columns, one row per backend and grid point, the best values at each point);
+- `sweep`: a gridded task's sweep table (best backend per point) and its figures;
+- `profile`: Dolan–Moré performance profiles across tasks and grid points, and their summary line;
 - `model`: a results directory turned into a `Report` of task sections, figures drawn (`build`);
 - `facts`: what ran, the machine and its software, parity and scaling rows;
-- `figures`: the PNG figures (matplotlib);
+- `figures`, `figures_sweep`, `figures_compare`: the PNG figures (matplotlib);
 - `markdown` and `html`: the two renderers (HTML through ``templates/report.html.j2``);
-- `write`: `write_reports`, both files replaced atomically.
+- `write`: `write_reports`, both files replaced atomically;
+- `compare`, `compare_page`, `history`: what ``compare`` and ``history`` print and write
+  (``templates/compare.html.j2``); the numbers come from `mlpbench.compare`.
 """
 
 from __future__ import annotations

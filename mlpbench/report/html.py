@@ -24,6 +24,7 @@ import jinja2
 from markupsafe import Markup
 
 from .. import __version__
+from ..scaling import TASK as SCALING_TASK
 from ..status import FAILED, FINISHED, Status
 from .facts import (
     PARITY_COLUMNS,
@@ -36,6 +37,7 @@ from .facts import (
     scaling_cells,
 )
 from .model import SCALING_FIGURE, Figure, Report, TaskSection, slug
+from .sweep import SweepSection, best_metric_text, cell_text, fastest_text
 from .tables import COLUMN_NOTES
 
 TEMPLATE = "report.html.j2"
@@ -90,25 +92,63 @@ def _figure(f: Figure, task: str) -> dict[str, str]:
     return {"src": _data_uri(f.path), "alt": f"{task}: {f.title}", "title": f.title, "caption": f.caption}
 
 
-def _section(s: TaskSection, palette: dict[str, str]) -> dict[str, Any]:
-    columns = [("backend", "", "")] + [(c.header, "" if c.key == "jobs" else "num", c.tip) for c in s.columns]
+def _section(s: TaskSection, palette: dict[str, str], report: Report) -> dict[str, Any]:
+    columns = [(k, "", "grid point") for k in s.settings] + [("backend", "", "")]
+    columns += [(c.header, "" if c.key == "jobs" else "num", c.tip) for c in s.columns]
     rows = []
     for r in s.rows:
         cells = []
         for c in s.columns:
-            best = r["backend"] in s.best[c.key]
+            best = c.key in r.get("best", set())
             cls = ("" if c.key == "jobs" else "num") + (" best" if best else "")
             detail = c.detail(r) if c.detail else ""
             cells.append({"value": c.fmt(r.get(c.key)), "best": best, "detail": detail, "cls": cls.strip()})
-        rows.append({"backend": r["backend"], "colour": palette.get(r["backend"], "#888"), "cells": cells})
+        colour = palette.get(r["backend"], "#888")
+        rows.append({"lead": list(r["point"]), "backend": r["backend"], "colour": colour, "cells": cells})
     return {
         "task": s.task,
         "slug": slug(s.task),
         "setup": s.setup,
+        "gridded": bool(s.settings),
         "columns": _head(columns),
         "rows": rows,
         "figures": [_figure(f, s.task) for f in s.figures],
+        "sweep": _sweep(s.sweep) if s.sweep is not None else None,
+        "scaling": _scaling(report) if s.task == SCALING_TASK else None,
     }
+
+
+def _sweep(w: SweepSection) -> dict[str, Any]:
+    metric = w.metric or "metric"
+    columns = [(k, "", "grid point") for k in w.settings]
+    columns += [(f"{b} ms", "num", "epoch ms: median of the steady-state epochs") for b in w.backends]
+    columns += [("fastest", "", "lowest median epoch time; ties: overlapping 95% intervals")]
+    columns += [(f"{b} {metric}", "num", "test metric, median over seeds") for b in w.backends]
+    columns += [(f"best {metric}", "", "")]
+    rows = []
+    for row in w.rows:
+        cells = [{"text": v, "cls": "", "best": False} for v in row.values]
+        for key in ("epoch_ms", "metric"):
+            for b in w.backends:
+                text, best = cell_text(row, b, key)
+                cells.append({"text": text, "cls": "num best" if best else "num", "best": best})
+            who = fastest_text(row) if key == "epoch_ms" else best_metric_text(row, len(w.backends))
+            cells.append({"text": who, "cls": "", "best": False})
+        rows.append(cells)
+    return {
+        "slug": slug(w.task),
+        "task": w.task,
+        "columns": _head(columns),
+        "rows": rows,
+        "figures": [_figure(f, w.task) for f in w.figures],
+    }
+
+
+def _profile(report: Report) -> dict[str, Any] | None:
+    p = report.profile
+    if p is None:
+        return None
+    return {"lines": p.lines, "figure": _figure(p.figure, "across tasks") if p.figure else None}
 
 
 def _parity(report: Report) -> dict[str, Any] | None:
@@ -131,7 +171,8 @@ def _scaling(report: Report) -> dict[str, Any] | None:
     picture = report.path / SCALING_FIGURE
     figure = {"src": _data_uri(picture), "alt": "epoch time against work", "title": ""} if picture.is_file() else None
     rows = [
-        [{"text": c, "cls": "" if i == 0 else "num"} for i, c in enumerate(scaling_cells(r))] for r in report.scaling
+        [{"text": c, "cls": "" if i == 0 else "num", "best": False} for i, c in enumerate(scaling_cells(r))]
+        for r in report.scaling
     ]
     return {"figure": figure, "columns": _plain(SCALING_COLUMNS, set(SCALING_COLUMNS[1:])), "rows": rows}
 
@@ -171,7 +212,13 @@ def render_html(report: Report) -> str:
     runs = report.results.runs
     n_ok = int((runs["status"] == Status.OK).sum()) if len(runs) else 0
     chips = [_counted(len(report.backends), "backend"), _counted(len(report.tasks), "task")]
-    toc = [("run", "What ran"), ("machine", "Machine")] + [(f"task-{slug(s.task)}", s.task) for s in report.sections]
+    toc = [("run", "What ran"), ("machine", "Machine")]
+    for s in report.sections:
+        toc.append((f"task-{slug(s.task)}", s.task))
+        if s.sweep is not None:
+            toc.append((f"sweep-{slug(s.task)}", f"{s.task} sweep"))
+    if report.profile is not None:
+        toc.append(("profile", "Performance profiles"))
     if report.parity is not None:
         toc.append(("parity", "Parity"))
     toc.append(("problems", "Did not finish"))
@@ -193,11 +240,12 @@ def render_html(report: Report) -> str:
         backend_columns=_plain(["backend", "implementation", "options", "versions", "jobs"]),
         backend_facts=facts,
         machine_facts=machine_facts(report),
-        glance=[g for s in report.sections for g in s.glance],
+        glance=[g for s in report.sections for g in s.glance] + (report.profile.lines if report.profile else []),
         notes=COLUMN_NOTES,
-        sections=[_section(s, palette) for s in report.sections],
+        sections=[_section(s, palette, report) for s in report.sections],
+        profile=_profile(report),
         parity=_parity(report),
-        scaling=_scaling(report),
+        scaling=None if SCALING_TASK in report.tasks else _scaling(report),
         problem_columns=_plain(["backend", "task", "seed", "status", "reason"], {"seed"}),
         problems=_problems(report),
         csp=Markup(content_security_policy(script)),  # fixed text and base64: nothing to escape

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
+from ..scaling import TASK as SCALING_TASK
 from .facts import (
     PARITY_COLUMNS,
     SCALING_COLUMNS,
@@ -16,7 +17,8 @@ from .facts import (
     scaling_cells,
 )
 from .format import code_span, md_text
-from .model import SCALING_FIGURE, Report, TaskSection
+from .model import SCALING_FIGURE, Figure, Report, TaskSection
+from .sweep import SweepSection, best_metric_text, cell_text, fastest_text
 from .tables import COLUMN_NOTES, Column
 
 _BACKEND_KEYS = ("backend", "implementation", "options", "versions", "jobs")
@@ -35,26 +37,75 @@ def _kv_table(facts: list[tuple[str, str]]) -> str:
     return md_table(["", ""], [[f"**{md_text(k)}**", md_text(v)] for k, v in facts])
 
 
-def _md_cell(section: TaskSection, col: Column, row: dict[str, Any]) -> str:
+def _md_cell(col: Column, row: dict[str, Any]) -> str:
     value = col.fmt(row.get(col.key))
-    if row["backend"] in section.best[col.key]:
+    if col.key in row.get("best", set()):
         value = f"**{value}**"
     detail = col.detail(row) if col.detail else ""
     return md_text(value).replace(r"\*\*", "**") + (f" ({md_text(detail)})" if detail else "")
+
+
+def _bold(text: str, best: bool) -> str:
+    return f"**{md_text(text)}**" if best else md_text(text)
+
+
+def _figures(report: Report, figures: list[Figure]) -> list[str]:
+    out = []
+    for f in figures:
+        rel = f.path.relative_to(report.path).as_posix()
+        out += [f"![{md_text(f.title)}]({rel})", "", f"*{md_text(f.caption)}*", ""]
+    return out
 
 
 def _task(report: Report, s: TaskSection) -> list[str]:
     out = [f"## Task: {md_text(s.task)}", ""]
     if s.setup:
         out += [md_text(s.setup), ""]
-    headers = ["backend"] + [md_text(c.header) for c in s.columns]
-    rows = [[md_text(r["backend"])] + [_md_cell(s, c, r) for c in s.columns] for r in s.rows]
-    out += [md_table(headers, rows, ["l"] + ["l" if c.key == "jobs" else "r" for c in s.columns]), ""]
-    out += ["Bold: best value of the column (ties included). Medians over seeds; ok jobs only.", ""]
-    for f in s.figures:
-        rel = f.path.relative_to(report.path).as_posix()
-        out += [f"![{md_text(f.title)}]({rel})", "", f"*{md_text(f.caption)}*", ""]
-    return out
+    headers = [md_text(k) for k in s.settings] + ["backend"] + [md_text(c.header) for c in s.columns]
+    rows = [
+        [md_text(v) for v in r["point"]] + [md_text(r["backend"])] + [_md_cell(c, r) for c in s.columns] for r in s.rows
+    ]
+    align = ["l"] * (len(s.settings) + 1) + ["l" if c.key == "jobs" else "r" for c in s.columns]
+    out += [md_table(headers, rows, align), ""]
+    where = " at each grid point" if s.settings else ""
+    out += [
+        f"Bold: best value of the column{where} (ties included; in epoch ms every backend whose confidence "
+        "interval overlaps the fastest one's). Medians over seeds; ok jobs only.",
+        "",
+    ]
+    return out + _figures(report, s.figures)
+
+
+def _sweep(report: Report, w: SweepSection) -> list[str]:
+    out = [f"## Sweep: {md_text(w.task)}", ""]
+    metric = w.metric or "metric"
+    headers = [md_text(k) for k in w.settings]
+    headers += [md_text(f"{b} ms") for b in w.backends] + ["fastest"]
+    headers += [md_text(f"{b} {metric}") for b in w.backends] + [md_text(f"best {metric}")]
+    rows = []
+    for row in w.rows:
+        cells = [md_text(v) for v in row.values]
+        cells += [_bold(*cell_text(row, b, "epoch_ms")) for b in w.backends] + [md_text(fastest_text(row))]
+        cells += [_bold(*cell_text(row, b, "metric")) for b in w.backends]
+        cells.append(md_text(best_metric_text(row, len(w.backends))))
+        rows.append(cells)
+    align = ["l"] * len(w.settings) + ["r"] * len(w.backends) + ["l"] + ["r"] * len(w.backends) + ["l"]
+    out += [md_table(headers, rows, align), ""]
+    out += [
+        "One row per grid point. *ms*: epoch ms (median of the steady-state epochs); *fastest*: the lowest "
+        "median, with the backends whose 95% interval overlaps it as ties. Bold: best at that point.",
+        "",
+    ]
+    return out + _figures(report, w.figures)
+
+
+def _profile(report: Report) -> list[str]:
+    p = report.profile
+    if p is None:
+        return []
+    out = ["## Across tasks: performance profiles", ""]
+    out += [f"- {md_text(line)}" for line in p.lines] + [""]
+    return out + (_figures(report, [p.figure]) if p.figure else [])
 
 
 def _parity(report: Report) -> list[str]:
@@ -93,16 +144,23 @@ def render_markdown(report: Report) -> str:
     backends = [[md_text(f[k]) for k in _BACKEND_KEYS] for f in backend_facts(report)]
     out += [md_table(list(_BACKEND_KEYS), backends), ""]
     out += ["## Machine", "", _kv_table(machine_facts(report)), ""]
-    glance = [g for s in report.sections for g in s.glance]
+    glance = [g for s in report.sections for g in s.glance] + (report.profile.lines if report.profile else [])
     if glance:
         out += ["## At a glance", ""] + [f"- {md_text(g)}" for g in glance] + [""]
     if report.sections:
         out += ["## Reading the tables", ""] + [f"- **{md_text(k)}**: {md_text(v)}" for k, v in COLUMN_NOTES] + [""]
+    scaling_shown = False
     for s in report.sections:
         out += _task(report, s)
+        if s.sweep is not None:
+            out += _sweep(report, s.sweep)
+        if s.task == SCALING_TASK and report.scaling:  # the scaling analysis sits beside its task's sweep
+            out += _scaling(report)
+            scaling_shown = True
+    out += _profile(report)
     if report.parity is not None:
         out += _parity(report)
-    if report.scaling:
+    if report.scaling and not scaling_shown:
         out += _scaling(report)
     out += _problems(report)
     out += [

@@ -2,6 +2,8 @@
 
 `build` reads only what the directory stores (runs.jsonl, env.json, config.json, parity.json,
 scaling.json) and draws the figures into ``DIR/figures/``; the renderers turn the result into text.
+A gridded task's table has one row per grid point and backend, and the task gets a sweep section
+(`sweep`); a run of two or more problems gets performance profiles (`profile`).
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ from ..metrics import HIGHER_IS_BETTER
 from ..status import Status
 from ..store import Results, ResultsStore, load_results
 from .format import fmt_g, fmt_metric, missing
-from .tables import Column, best_backends, status_rank, task_columns, task_metric, task_rows
+from .grid import applicable, ordered_values, point_label, point_order, point_settings, points_of, swept_settings
+from .grid import column as grid_column
+from .profile import PROFILE_CAPTION, PROFILE_FIGURE, Profile, build_profile
+from .sweep import SWEEP_CAPTION, SweepSection, build_sweep, sweep_figure_name
+from .tables import Column, mark_best, status_rank, task_columns, task_metric, task_rows
 
 FIGURES_DIR, PARITY_FILE = "figures", "parity.json"
 SCALING_FILE, SCALING_FIGURE = "scaling.json", "figures/scaling.png"  # written by `run_bench.py scaling`
-_FIGURE_SUFFIXES = ("-loss.png", "-time.png", "-speed.png", "-boundary.png")
+_FIGURE_SUFFIXES = ("-loss.png", "-time.png", "-speed.png", "-boundary.png", "-points.png")
 
 
 @dataclass
@@ -42,11 +48,17 @@ class TaskSection:
     task: str
     metric: str | None
     columns: list[Column]
-    rows: list[dict[str, Any]]
-    best: dict[str, set[str]]
+    rows: list[dict[str, Any]]  # each with ``best``: the keys of the columns it is best in at its grid point
     setup: str
+    settings: list[str] = field(default_factory=list)  # leading columns: the grid point's settings (and mode)
     figures: list[Figure] = field(default_factory=list)
     glance: list[str] = field(default_factory=list)
+    sweep: SweepSection | None = None
+
+    @property
+    def best(self) -> dict[str, set[str]]:
+        """Column key -> backends best in it at some grid point (one group for a run without a grid)."""
+        return {c.key: {r["backend"] for r in self.rows if c.key in r.get("best", set())} for c in self.columns}
 
 
 @dataclass
@@ -62,6 +74,7 @@ class Report:
     parity: list[dict[str, Any]] | None
     problems: list[dict[str, Any]]
     scaling: list[dict[str, Any]] | None = None  # scaling.json, written by `run_bench.py scaling`
+    profile: Profile | None = None  # across problems: performance profiles
 
     def __repr__(self) -> str:
         return f"Report({self.path}: {len(self.tasks)} tasks, {len(self.backends)} backends)"
@@ -77,33 +90,43 @@ def _ordered(preferred: list[Any], seen: list[Any]) -> list[str]:
     return out + [str(x) for x in dict.fromkeys(seen) if str(x) not in out]
 
 
-def _setup_line(records: list[dict[str, Any]]) -> str:
+def _setup_line(records: list[dict[str, Any]], swept: list[str] | None = None) -> str:
+    """The task's network and training setup; what a grid sweeps is named as swept, not as one point's value."""
     rec = next((r for r in records if r.get("status") == Status.OK and r.get("spec")), None)
     rec = rec or next((r for r in records if r.get("spec")), None)
     if rec is None:
         return ""
-    s = rec["spec"]
-    layers = " → ".join(str(n) for n in [s.get("n_inputs"), *(s.get("hidden") or []), s.get("n_outputs")])
+    s, order, swept = rec["spec"], list(swept or []), set(swept or [])
+
+    def val(key: str) -> Any:
+        return "(swept)" if key in swept else s.get(key)
+
+    hidden = ["(swept)"] if "hidden" in swept else (s.get("hidden") or [])
+    layers = " → ".join(str(n) for n in [s.get("n_inputs"), *hidden, s.get("n_outputs")])
     parts = [
-        f"network {layers} ({s.get('activation')})",
-        f"loss {s.get('loss')}",
-        f"{s.get('optimizer')} lr {s.get('lr')}",
-        f"batch {s.get('batch_size')}",
-        f"{s.get('epochs')} epochs",
-        str(s.get("dtype")),
+        f"network {layers} ({val('activation')})",
+        f"loss {val('loss')}",
+        f"{val('optimizer')} lr {val('lr')}",
+        f"batch {val('batch_size')}",
+        f"{val('epochs')} epochs",
+        str(val("dtype")),
     ]
-    if s.get("l2"):
-        parts.append(f"l2 {s['l2']}")
-    if s.get("dropout"):
-        parts.append(f"dropout {s['dropout']}")
-    if rec.get("n_parameters"):
+    if s.get("l2") or "l2" in swept:
+        parts.append(f"l2 {val('l2')}")
+    if s.get("dropout") or "dropout" in swept:
+        parts.append(f"dropout {val('dropout')}")
+    task_swept = any(k.partition(".")[0] == rec.get("task") for k in swept)  # the data's size may vary
+    if rec.get("n_parameters") and "hidden" not in swept and not task_swept:
         parts.append(f"{rec['n_parameters']:,} parameters")
-    if rec.get("n_train") is not None:
+    if rec.get("n_train") is not None and not task_swept:
         parts.append(f"{rec['n_train']} train / {rec.get('n_val')} validation / {rec.get('n_test')} test samples")
     if rec.get("target_metric") and rec.get("target") is not None:
         parts.append(f"target: validation {rec['target_metric']} {rec['target']:g}")
-    if rec.get("task_params"):
-        parts.append("parameters " + ", ".join(f"{k}={v}" for k, v in rec["task_params"].items()))
+    params = {k: v for k, v in (rec.get("task_params") or {}).items() if f"{rec.get('task')}.{k}" not in swept}
+    if params:
+        parts.append("parameters " + ", ".join(f"{k}={v}" for k, v in params.items()))
+    if swept:
+        parts.append("swept: " + ", ".join(order))
     return "; ".join(parts)
 
 
@@ -132,17 +155,21 @@ def _glance(task: str, rows: list[dict[str, Any]], metric: str | None) -> list[s
                 f"({fmt_g(fast['epoch_ms'])}–{fmt_g(slow['epoch_ms'])} ms)"
             )
         else:
+            tied = [r["backend"] for r in timed if r is not fast and "epoch_ms" in r.get("best", set())]
+            ties = f"; tied with {', '.join(tied)} (overlapping 95% intervals)" if tied else ""
             out.append(
-                f"{task}: fastest epoch {fmt_g(fast['epoch_ms'])} ms ({fast['backend']}), "
+                f"{task}: fastest epoch {fmt_g(fast['epoch_ms'])} ms ({fast['backend']}{ties}), "
                 f"{ratio:.1f}× faster than the slowest, {slow['backend']} ({fmt_g(slow['epoch_ms'])} ms)"
             )
     return out
 
 
 def _clear_figures(folder: Path) -> None:
+    """Remove the figures a previous rendering drew (a grid or a task may be gone since)."""
     if folder.is_dir():
         for p in folder.iterdir():
-            if p.is_file() and p.name.endswith(_FIGURE_SUFFIXES):
+            drawn = p.name.endswith(_FIGURE_SUFFIXES) or "-sweep-" in p.name or p.name == PROFILE_FIGURE
+            if p.is_file() and drawn and p.suffix == ".png":
                 p.unlink()
 
 
@@ -186,7 +213,7 @@ def build(path: str | Path, figures: bool = True) -> Report:
     from . import figures as figs  # matplotlib: imported only when a report is built
 
     palette = figs.colours(backends)
-    sections = []
+    sections, point_map = [], {}
     for task in tasks:
         t_runs = runs[runs["task"] == task]
         t_curves = curves[curves["task"] == task] if len(curves) else curves
@@ -195,20 +222,33 @@ def build(path: str | Path, figures: bool = True) -> Report:
         metric = task_metric(t_runs)
         loss_name = next((r["spec"].get("loss") for r in t_records if r.get("spec")), None)
         columns = task_columns(metric, loss_name)
-        rows = task_rows(t_runs, t_curves, t_backends, (results.env or {}).get("matmul_gflops"))
+        settings = point_settings(t_runs, task, config)
+        point_map[task] = settings
+        orders = {k: ordered_values(k, list(t_runs[grid_column(k)]), config) for k in settings}
+        points = point_order(list(points_of(t_runs, settings)), settings, orders) if settings else None
+        peak = (results.env or {}).get("matmul_gflops")
+        rows = task_rows(t_runs, t_curves, t_backends, peak, settings, points)
+        mark_best(rows, columns)
+        swept = applicable(t_runs, swept_settings(t_runs, config))
         section = TaskSection(
             task=task,
             metric=metric,
             columns=columns,
             rows=rows,
-            best={c.key: best_backends(rows, c) for c in columns},
-            setup=_setup_line(t_records),
-            glance=_glance(task, rows, metric),
+            setup=_setup_line(t_records, swept),
+            settings=settings,
         )
+        ctx = _FigureContext(figs, task, palette, metric, loss_name, fig_dir)
+        draw = ctx.sweep_figure if figures else None
+        section.sweep = build_sweep(task, t_runs, rows, columns, settings, t_backends, metric, config, draw)
+        section.glance = section.sweep.glance if section.sweep else _glance(task, rows, metric)
         if figures:
-            draw = _FigureContext(figs, task, palette, metric, loss_name, fig_dir)
-            section.figures = draw.task_figures(t_runs, t_curves, t_records, rows, t_backends)
+            section.figures = ctx.task_figures(t_runs, t_curves, t_records, rows, t_backends, settings)
         sections.append(section)
+    profile = build_profile(runs, curves, backends, point_map)
+    if profile is not None and figures:
+        p = figs_sweep().performance_profile(profile.ratios, palette, fig_dir / PROFILE_FIGURE, profile.unit)
+        profile.figure = Figure(p, "Performance profiles", PROFILE_CAPTION) if p else None
     return Report(
         path=store.path,
         results=results,
@@ -219,7 +259,15 @@ def build(path: str | Path, figures: bool = True) -> Report:
         parity=_read_parity(store.path / PARITY_FILE),
         problems=problems,
         scaling=_read_json(store.path / SCALING_FILE),
+        profile=profile,
     )
+
+
+def figs_sweep() -> Any:
+    """The sweep and profile drawing module (matplotlib: imported only when a report is built)."""
+    from . import figures_sweep
+
+    return figures_sweep
 
 
 _LOSS_CAPTION = (
@@ -234,6 +282,10 @@ _SPEED_CAPTION = (
 )
 _BOUNDARY_CAPTION = (
     "Predicted probability of class 1 over the input plane after training (first seed), with the training points."
+)
+_POINTS_CAPTION = (
+    "One panel per grid point: validation loss per epoch, median over seeds (line) and min–max range (band). "
+    "The sweep below shows epoch time and test metric across the grid."
 )
 
 
@@ -255,12 +307,19 @@ class _FigureContext:
         records: list[dict[str, Any]],
         rows: list[dict[str, Any]],
         backends: list[str],
+        settings: list[str] | None = None,
     ) -> list[Figure]:
-        """Draw the task's figures (those that have something to show) and describe them."""
+        """Draw the task's figures (those that have something to show) and describe them.
+
+        A gridded task's figures never pool grid points: its losses are drawn per point (small
+        multiples), its times and metrics by the sweep figures, its decision boundary at one point.
+        """
         figs, task, palette, metric = self.figs, self.task, self.palette, self.metric
         name = slug(task)
         ok_ids = set(runs.loc[runs["status"] == Status.OK, "id"])
         ok_curves = curves[curves["id"].isin(ok_ids)] if len(curves) else curves
+        if settings:
+            return self._gridded_figures(runs, ok_curves, records, rows, backends, settings)
         out = []
         p = figs.loss_curves(
             ok_curves, backends, palette, task, self.loss_name or "loss", self.folder / f"{name}-loss.png"
@@ -275,7 +334,10 @@ class _FigureContext:
         p = figs.speed_and_spread(times, spread, metric or "metric", palette, task, self.folder / f"{name}-speed.png")
         if p:
             out.append(Figure(p, "Epoch time and seed-to-seed spread", _SPEED_CAPTION))
-        grids, titles = {}, {}
+        return out + self._boundary(records, backends, "Decision boundary")
+
+    def _boundary(self, records: list[dict[str, Any]], backends: list[str], title: str) -> list[Figure]:
+        grids, titles, metric = {}, {}, self.metric
         for b in backends:
             mine = [r for r in records if r.get("backend") == b and r.get("status") == Status.OK and r.get("grid")]
             if mine:
@@ -284,7 +346,53 @@ class _FigureContext:
                 score = first.get(f"test_{metric}") if metric else None
                 shown = f" · test {metric} {fmt_metric(score)}" if score is not None else ""
                 titles[b] = f"{b}\nseed {first.get('seed')}{shown}"
-        p = figs.decision_boundaries(grids, titles, task, self.folder / f"{name}-boundary.png")
+        p = self.figs.decision_boundaries(grids, titles, self.task, self.folder / f"{slug(self.task)}-boundary.png")
+        return [Figure(p, title, _BOUNDARY_CAPTION)] if p else []
+
+    def _gridded_figures(
+        self,
+        runs: pd.DataFrame,
+        ok_curves: pd.DataFrame,
+        records: list[dict[str, Any]],
+        rows: list[dict[str, Any]],
+        backends: list[str],
+        settings: list[str],
+    ) -> list[Figure]:
+        keys = points_of(runs, settings)
+        ordered = list(dict.fromkeys(r["point"] for r in rows))  # the table's (grid) order
+        panels = {}
+        for point in ordered:
+            ids = set(runs.loc[keys == point, "id"])
+            panels[point_label(settings, point) or "–"] = ok_curves[ok_curves["id"].isin(ids)]
+        out = []
+        path = self.folder / f"{slug(self.task)}-points.png"
+        p = figs_sweep().loss_by_point(panels, backends, self.palette, self.task, path)
         if p:
-            out.append(Figure(p, "Decision boundary", _BOUNDARY_CAPTION))
+            out.append(Figure(p, "Validation loss at each grid point", _POINTS_CAPTION))
+        if ordered:  # the decision boundary at one grid point: maps of different points side by side mislead
+            first = set(runs.loc[keys == ordered[0], "id"])
+            title = f"Decision boundary at {point_label(settings, ordered[0])}"
+            out += self._boundary([r for r in records if r.get("id") in first], backends, title)
         return out
+
+    def sweep_figure(
+        self,
+        setting: str,
+        points: pd.DataFrame,
+        positions: dict[str, float],
+        numeric: bool,
+        series: list[str],
+        panels: list[str],
+    ) -> Figure | None:
+        """One setting's sweep figure: epoch time and test metric against it, per backend."""
+        colours = {s: self.palette.get(s) or _series_colour(s, self.palette) for s in series}
+        path = self.folder / sweep_figure_name(slug(self.task), setting)
+        metric = self.metric or "metric"
+        p = figs_sweep().sweep(points, setting, positions, numeric, series, panels, colours, self.task, metric, path)
+        return Figure(p, f"Sweep over {setting}", SWEEP_CAPTION) if p else None
+
+
+def _series_colour(series: str, palette: dict[str, str]) -> str:
+    """A backend-option sweep's series (``torch``) takes the colour of its first backend label."""
+    name = series.partition("[")[0]
+    return next((c for b, c in palette.items() if b.partition("[")[0] == name), "#888")

@@ -1,4 +1,8 @@
-"""The task tables: their columns, one row of numbers per backend, and which backends are best."""
+"""The task tables: their columns, one row of numbers per backend (and grid point), and which are best.
+
+A gridded task's rows are grouped by grid point (and mode, when a task ran in more than one): each
+group is ranked on its own, so the best backend at hidden=16 is never compared with one at hidden=256.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,20 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import HIGHER_IS_BETTER
-from ..stats import EPOCH_MS, EPOCH_MS_DEFINITION, iqr, median, median_epoch_time_s, steady_epoch_times
+from ..stats import (
+    CONFIDENCE,
+    EPOCH_MS,
+    EPOCH_MS_DEFINITION,
+    MIN_SAMPLES,
+    epoch_time_interval,
+    iqr,
+    median,
+    median_interval,
+    steady_epoch_times,
+)
 from ..status import Status
 from .format import DASH, fmt_g, fmt_int, fmt_metric, missing
+from .grid import point_label, points_of
 
 
 def num(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -30,20 +45,34 @@ class Column:
     header: str
     better: str | None = None  # "max", "min" or None (not ranked)
     fmt: Callable[[Any], str] = fmt_g
-    detail: Callable[[dict[str, Any]], str] | None = None  # small print after the value (range, IQR, ...)
+    detail: Callable[[dict[str, Any]], str] | None = None  # small print after the value (range, CI, ...)
     tip: str = ""
+    interval: tuple[str, str] | None = None  # row keys of the value's confidence interval: ties are statistical
+
+
+_PCT = f"{100 * CONFIDENCE:g}%"
 
 
 def _range_detail(row: dict[str, Any]) -> str:
+    """The metric's bootstrap interval from MIN_SAMPLES seeds on, else the min–max range of the seeds."""
+    lo, hi = row.get("metric_lo"), row.get("metric_hi")
+    if not missing(lo) and not missing(hi):
+        return f"{_PCT} CI {fmt_metric(lo)}{DASH}{fmt_metric(hi)}"
     lo, hi = row.get("metric_min"), row.get("metric_max")
     if missing(lo) or missing(hi) or lo == hi:
         return ""
     return f"{fmt_metric(lo)}{DASH}{fmt_metric(hi)}"
 
 
-def _iqr_detail(row: dict[str, Any]) -> str:
-    spread = row.get("epoch_iqr_ms")
-    return "" if missing(spread) else f"IQR {fmt_g(spread, 2)}"
+def _epoch_detail(row: dict[str, Any]) -> str:
+    """The bootstrap interval of the median epoch and the coefficient of variation of the epochs."""
+    parts = []
+    lo, hi, cv = row.get("epoch_lo_ms"), row.get("epoch_hi_ms"), row.get("epoch_cv")
+    if not missing(lo) and not missing(hi):
+        parts.append(f"CI {fmt_g(lo)}{DASH}{fmt_g(hi)}")
+    if not missing(cv):
+        parts.append(f"CV {100 * cv:.2g}%")
+    return " · ".join(parts)
 
 
 def _peak_detail(row: dict[str, Any]) -> str:
@@ -63,8 +92,9 @@ def _fmt_loss(v: Any) -> str:
 
 
 _TIPS = {
-    "metric": "median over seeds, min–max range after it",
-    "epoch_ms": f"training time of one epoch, {EPOCH_MS_DEFINITION}; interquartile range after it",
+    "metric": f"median over seeds; its bootstrap {_PCT} interval from {MIN_SAMPLES} seeds on, else the min–max range",
+    "epoch_ms": f"training time of one epoch, {EPOCH_MS_DEFINITION}; bootstrap {_PCT} interval of that median and "
+    "coefficient of variation of the epochs after it; overlapping intervals are ties",
     "overhead_ms": "first epoch minus the steady-state epoch (graph building, compilation, warm-up), median",
     "train_s": "all epochs, training only (evaluation not timed), median",
     "ttt_s": "training time until the validation metric first met the task's target, median over seeds that did",
@@ -84,7 +114,7 @@ def task_columns(metric: str | None, loss_name: str | None) -> list[Column]:
         Column("metric", f"test {metric or 'metric'}", better, fmt_metric, _range_detail, _TIPS["metric"]),
         Column("train_loss", "final train loss", "min", _fmt_loss, tip=last),
         Column("val_loss", "final val loss", "min", _fmt_loss, tip=last),
-        Column("epoch_ms", EPOCH_MS, "min", fmt_g, _iqr_detail, _TIPS["epoch_ms"]),
+        Column("epoch_ms", EPOCH_MS, "min", fmt_g, _epoch_detail, _TIPS["epoch_ms"], ("epoch_lo_ms", "epoch_hi_ms")),
         Column("overhead_ms", "1st-epoch overhead ms", "min", fmt_g, tip=_TIPS["overhead_ms"]),
         Column("train_s", "train time s", "min", fmt_g, tip=_TIPS["train_s"]),
         Column("ttt_s", "time to target s", "min", fmt_g, _target_detail, _TIPS["ttt_s"]),
@@ -97,13 +127,23 @@ def task_columns(metric: str | None, loss_name: str | None) -> list[Column]:
 
 #: How to read the task tables, shown once per report.
 COLUMN_NOTES = [
-    ("test metric", "the task's headline metric on the test set: median over seeds, min–max range below it"),
+    (
+        "test metric",
+        f"the task's headline metric on the test set: median over seeds, with its bootstrap {_PCT} confidence "
+        f"interval when there are at least {MIN_SAMPLES} seeds (else the min–max range of the seeds)",
+    ),
     (
         "final train / val loss",
         "the loss after the last epoch, computed by mlpbench from each backend's predictions (never the "
         "framework's running average); median over seeds",
     ),
-    (EPOCH_MS, f"{EPOCH_MS_DEFINITION} (training time of one epoch); interquartile range below it"),
+    (
+        EPOCH_MS,
+        f"{EPOCH_MS_DEFINITION} (training time of one epoch), with the bootstrap {_PCT} confidence interval of "
+        "that median and the coefficient of variation (CV) of the epochs: a noisy measurement shows a wide "
+        "interval and a high CV. The lowest median is best, and so is every backend whose interval overlaps "
+        "its interval: a tie is statistical, not a matter of rounding",
+    ),
     ("1st-epoch overhead ms", "first epoch minus the steady-state epoch: graph building, compilation, warm-up"),
     ("train time s", "all epochs, training only: evaluation between epochs is not timed"),
     (
@@ -155,17 +195,24 @@ def _backend_row(backend: str, jobs: pd.DataFrame, curves: pd.DataFrame, metric:
     steady_ms = steady_epoch_times(c) * 1000
     values = num(ok, f"test_{metric}") if metric else pd.Series(dtype=float)
     ttt = num(ok, "time_to_target_s")
+    quality = median_interval(values)
+    epoch = epoch_time_interval(c, fallback=num(ok, "epoch_time_s")).scaled(1000)
     return {
         "backend": backend,
         "n_ok": len(ok),
         "n_jobs": len(jobs),
-        "metric": median(values),
+        "metric": quality.median,
+        "metric_lo": quality.low,
+        "metric_hi": quality.high,
         "metric_min": values.min(),
         "metric_max": values.max(),
         "metric_values": values.dropna().tolist(),
         "train_loss": median(num(last, "train_loss")),
         "val_loss": median(num(last, "val_loss")),
-        "epoch_ms": median_epoch_time_s(c, fallback=num(ok, "epoch_time_s")) * 1000,
+        "epoch_ms": epoch.median,
+        "epoch_lo_ms": epoch.low,
+        "epoch_hi_ms": epoch.high,
+        "epoch_cv": epoch.cv,
         "epoch_iqr_ms": iqr(steady_ms) if len(steady_ms) > 1 else median(num(ok, "epoch_time_iqr_s")) * 1000,
         "epoch_samples_ms": steady_ms.to_numpy(),
         "overhead_ms": median(num(ok, "first_epoch_s") - num(ok, "epoch_time_s")) * 1000,
@@ -180,20 +227,58 @@ def _backend_row(backend: str, jobs: pd.DataFrame, curves: pd.DataFrame, metric:
 
 
 def task_rows(
-    runs: pd.DataFrame, curves: pd.DataFrame, backends: list[str], peak_gflops: float | None = None
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    backends: list[str],
+    peak_gflops: float | None = None,
+    settings: list[str] | None = None,
+    points: list[tuple[str, ...]] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row of numbers per backend for one task (runs and curves already restricted to the task)."""
+    """One row of numbers per backend for one task, or per grid point and backend (runs restricted to the task).
+
+    `settings` are the columns that tell the task's grid points apart (`grid.point_settings`) and
+    `points` their values in display order; each row then carries ``point`` (a tuple of value texts) and
+    ``point_label``. Without settings, one row per backend, as for a run without a grid.
+    """
     rows = []
     metric = task_metric(runs)
-    for b in backends:
-        jobs = runs[runs["backend"] == b]
-        if jobs.empty:
-            continue
-        row = _backend_row(b, jobs, curves, metric)
-        if peak_gflops and not missing(row["gflops"]):
-            row["gflops_pct"] = 100.0 * row["gflops"] / peak_gflops
-        rows.append(row)
+    settings = settings or []
+    keys = points_of(runs, settings)
+    if points is None:
+        points = list(dict.fromkeys(keys))
+    for point in points:
+        at = runs[keys == point] if settings else runs
+        for b in backends:
+            jobs = at[at["backend"] == b]
+            if jobs.empty:
+                continue
+            row = _backend_row(b, jobs, curves, metric)
+            row["point"], row["point_label"] = point, point_label(settings, point)
+            if peak_gflops and not missing(row["gflops"]):
+                row["gflops_pct"] = 100.0 * row["gflops"] / peak_gflops
+            rows.append(row)
     return rows
+
+
+def mark_best(rows: list[dict[str, Any]], columns: list[Column]) -> None:
+    """Set each row's ``best`` (the keys of the columns it is best in), ranking each grid point on its own."""
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(r.get("point", ()), []).append(r)
+        r["best"] = set()
+    for group in groups.values():
+        for c in columns:
+            winners = best_backends(group, c)
+            for r in group:
+                if r["backend"] in winners:
+                    r["best"].add(c.key)
+
+
+def _interval(row: dict[str, Any], column: Column) -> tuple[float, float] | None:
+    if column.interval is None:
+        return None
+    lo, hi = (row.get(k) for k in column.interval)
+    return None if missing(lo) or missing(hi) else (float(lo), float(hi))
 
 
 def best_backends(rows: list[dict[str, Any]], column: Column) -> set[str]:
@@ -201,6 +286,8 @@ def best_backends(rows: list[dict[str, Any]], column: Column) -> set[str]:
 
     Values are compared as displayed, so two backends that both show 1.0000 are both best. For time to
     target, a backend that reached the target on more seeds beats a faster one that reached it on fewer.
+    A column with a confidence interval (epoch ms) ties statistically: the backend with the best median
+    is best, and so is every backend whose interval overlaps its interval (without intervals, as displayed).
     """
     if column.better is None:
         return set()
@@ -212,6 +299,22 @@ def best_backends(rows: list[dict[str, Any]], column: Column) -> set[str]:
         top = max(share.values())
         have = [r for r in have if share[r["backend"]] == top]
     pick = max if column.better == "max" else min
-    best = pick(float(r[column.key]) for r in have)
-    shown = column.fmt(best)
-    return {r["backend"] for r in have if column.fmt(r[column.key]) == shown}
+    leader = pick(have, key=lambda r: float(r[column.key]))
+    shown = column.fmt(leader[column.key])
+    winners = {r["backend"] for r in have if column.fmt(r[column.key]) == shown}
+    lead = _interval(leader, column)
+    if lead is not None:
+        for r in have:
+            other = _interval(r, column)
+            if other is not None and other[0] <= lead[1] and lead[0] <= other[1]:
+                winners.add(r["backend"])
+    return winners
+
+
+def leader(rows: list[dict[str, Any]], column: Column) -> str | None:
+    """The one backend with the best median of `column` among `rows` (first in row order on equal values)."""
+    have = [r for r in rows if not missing(r.get(column.key))]
+    if not have:
+        return None
+    pick = max if column.better == "max" else min
+    return str(pick(have, key=lambda r: float(r[column.key]))["backend"])
