@@ -9,14 +9,27 @@ not backends: they are not timed against the MLPs and never ranked with them.
 from __future__ import annotations
 
 import json
+import os
 import warnings
+from pathlib import Path
 from typing import Any
 
 from . import metrics
+from .files import write_atomic
 from .registry import Registry
 from .task import Task
 
 REFERENCES_FILE = "references.json"
+#: Bump when the reference models or their settings change: cached scores of other versions are not reused.
+VERSION = 1
+
+
+def cache_dir() -> Path:
+    """Where scores are kept between runs ($MLPBENCH_CACHE, else $XDG_CACHE_HOME/mlpbench, else ~/.cache/mlpbench)."""
+    root = os.environ.get("MLPBENCH_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mlpbench"
+    )
+    return Path(root) / "references"
 
 
 def _models(kind: str, n_train: int) -> dict[str, Any]:
@@ -33,12 +46,32 @@ def _models(kind: str, n_train: int) -> dict[str, Any]:
     }
 
 
-def reference_scores(task: Task, seed: int) -> list[dict[str, Any]]:
-    """Each reference model's test metrics on `task`'s split for `seed` (one thread, like the jobs)."""
+def reference_scores(task: Task, seed: int, fingerprint: str | None = None) -> list[dict[str, Any]]:
+    """Each reference model's test metrics on `task`'s split for `seed` (one thread, like the jobs).
+
+    With the split's data `fingerprint`, scores are cached on disk: the models are deterministic, so
+    the same data, scikit-learn version and reference version give the same scores.
+    """
     from threadpoolctl import threadpool_limits
 
+    path = None
+    if fingerprint:
+        import sklearn
+
+        path = cache_dir() / f"{task.kind}-{fingerprint}-sklearn{sklearn.__version__}-v{VERSION}.json"
+        try:
+            return [{**row, "seed": seed} for row in json.loads(path.read_text(encoding="utf-8"))]
+        except (OSError, ValueError):
+            pass
     with threadpool_limits(limits=1):
-        return _scores(task, seed)
+        rows = _scores(task, seed)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, json.dumps(rows))
+        except OSError:
+            pass  # a cache that cannot be written only costs time next run
+    return rows
 
 
 def _scores(task: Task, seed: int) -> list[dict[str, Any]]:
@@ -74,7 +107,7 @@ def compute(registry: Registry, jobs: list[Any]) -> list[dict[str, Any]]:
             task = registry.task(job.task)(**job.task_params)
             if task.unavailable() or not getattr(task, "references", True):
                 continue
-            for row in reference_scores(task, job.seed):
+            for row in reference_scores(task, job.seed, job.data_fingerprint):
                 rows.append({"task": job.task, "task_params": job.task_params, **row})
         except Exception as exc:  # noqa: BLE001 - a reference is an extra: it never stops or fails a run
             rows.append({"task": job.task, "task_params": job.task_params, "seed": job.seed,

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from .plan import Job, make_plan
 from .references import REFERENCES_FILE
 from .registry import Registry, discover
 from .runner import run_with_progress
-from .store import CONFIG_FILE, ENV_FILE, Results, ResultsStore, export_csv, load_results
+from .store import CONFIG_FILE, ENV_FILE, TIMINGS_FILE, Results, ResultsStore, export_csv, load_results
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Outcome:
     records: list[dict[str, Any]] = field(default_factory=list)
     interrupted: str | None = None  # the signal's name
     report_error: str | None = None  # the reports could not be written (the results are intact)
+    phases: dict[str, Any] = field(default_factory=dict)  # wall time per phase (timings.json)
 
 
 def plan(
@@ -69,9 +71,11 @@ def execute(
     plugin in the default backend list (its jobs become error records).
     """
     store = ResultsStore(out)
+    clock = Phases()
     if resume:
         experiment = read_experiment(store.path)
-    experiment, jobs, registry = plan(experiment, keep_broken=keep_broken)
+    with clock("plan"):
+        experiment, jobs, registry = plan(experiment, keep_broken=keep_broken)
     if execution:  # how a run executes (timeout, executor, jobs) does not change what it computes
         experiment = dataclasses.replace(experiment, **execution)
         experiment.validate(registry)
@@ -94,29 +98,62 @@ def execute(
         # The machine-readable twin of experiment.toml, with what was typed and how many jobs it made.
         store.write_json(CONFIG_FILE, {**experiment.to_dict(), "planned_jobs": len(jobs), "argv": argv or []})
     if not (store.path / ENV_FILE).exists():
-        store.write_json(ENV_FILE, envmod.collect(experiment.threads))
+        with clock("environment"):
+            store.write_json(ENV_FILE, envmod.collect(experiment.threads))
     with deferred_signals():  # from here to the last derived file, Ctrl-C cannot leave half a file
-        if experiment.executor == "dask":
-            from .dask_executor import run_on_dask
+        with clock("jobs"):
+            if experiment.executor == "dask":
+                from .dask_executor import run_on_dask
 
-            records, interrupted = run_on_dask(registry, store, jobs, experiment, progress)
-        else:
-            records, interrupted = run_with_progress(
-                registry, store, jobs, experiment.timeout_s, progress, experiment.jobs
-            )
+                records, interrupted = run_on_dask(registry, store, jobs, experiment, progress)
+            else:
+                records, interrupted = run_with_progress(
+                    registry, store, jobs, experiment.timeout_s, progress, experiment.jobs
+                )
         outcome = Outcome(experiment, store, jobs, records, interrupted)
-        export_csv(store)
+        with clock("exports"):
+            export_csv(store)
         if experiment.references and not interrupted and not (store.path / REFERENCES_FILE).exists():
-            store.write_json(REFERENCES_FILE, references.compute(registry, jobs))
+            with clock("references"):
+                store.write_json(REFERENCES_FILE, references.compute(registry, jobs))
         try:
-            if before_report is not None:
-                before_report(store)
-            from .report import write_reports
+            with clock("reports"):
+                if before_report is not None:
+                    before_report(store)
+                from .report import write_reports
 
-            write_reports(store.path)
+                write_reports(store.path)
         except Exception as exc:  # the results are on disk; a broken report must not hide them
             outcome.report_error = f"{type(exc).__name__}: {exc}"
+    outcome.phases = clock.breakdown(records)
+    store.write_json(TIMINGS_FILE, outcome.phases)
     return outcome
+
+
+class Phases:
+    """Wall time of each phase of a run, so the harness's own cost is a measured figure."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.start = time.perf_counter()
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+    def breakdown(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """The phases, and within the jobs the timed training and the framework imports of this run."""
+        wall = time.perf_counter() - self.start
+        training = sum(r.get("train_time_s") or 0.0 for r in records)
+        # Jobs of one worker share its start-up: count each worker's import once.
+        starts = {(r.get("backend"), r.get("threads"), r["worker_import_s"]) for r in records if r.get("worker_import_s")}
+        imports = sum(s for _, _, s in starts)
+        return {"wall_s": wall, "phases_s": self.seconds, "training_s": training, "imports_s": imports,
+                "overhead_ratio": wall / (training + imports) if training + imports > 0 else None}  # fmt: skip
 
 
 @contextlib.contextmanager

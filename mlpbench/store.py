@@ -23,6 +23,7 @@ from .status import FINISHED
 RUNS_FILE = "runs.jsonl"
 ENV_FILE = "env.json"
 CONFIG_FILE = "config.json"
+TIMINGS_FILE = "timings.json"  # wall time per phase of the last execution (plan, jobs, reports, ...)
 
 
 _WARNED: set[str] = set()  # incomplete lines already reported

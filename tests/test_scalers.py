@@ -32,3 +32,17 @@ def test_an_unknown_scaler_is_refused_before_any_work(tmp_path, capsys) -> None:
                  "--out", str(out), "--no-progress"]) == 2  # fmt: skip
     assert "task digits: scaler='robust': allowed values are standard, minmax, none" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_reference_scores_are_cached_by_data_fingerprint(registry, tmp_path, monkeypatch) -> None:
+    from mlpbench.plan import data_fingerprint
+    from mlpbench.references import reference_scores
+
+    monkeypatch.setenv("MLPBENCH_CACHE", str(tmp_path))
+    task = registry.task("diabetes")()
+    fp = data_fingerprint(task.load(1))
+    first = reference_scores(task, 1, fp)
+    assert len(list(tmp_path.rglob("*.json"))) == 1
+    assert reference_scores(task, 1, fp) == first  # read back, same scores
+    assert {r["model"] for r in first} == {"ridge regression", "HistGradientBoosting"}
+    assert first[0]["test_r2"] == pytest.approx(reference_scores(task, 1)[0]["test_r2"])  # uncached: recomputed
