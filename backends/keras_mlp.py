@@ -31,6 +31,15 @@ batch is a second call of the same function (one extra trace, in the first epoch
 (``shuffle=False`` and consecutive batches reproduce the runner's batches exactly); it is
 the path for the torch and jax engines. Tracing and compilation land in the first epoch.
 
+Native mode (`fit_native`) ignores ``loop``: it is one ``model.fit(epochs=E, batch_size,
+shuffle=True, verbose=0)`` call after ``keras.utils.set_random_seed(seed)``, on a model built
+with the Dense layers' default initialisers (no runner weights) and compiled as above. A
+callback times each epoch from ``on_epoch_begin`` to ``on_epoch_end`` (or to ``on_test_begin``
+when fit validates for EarlyStopping) and then hands over to the runner, whose evaluation is
+therefore outside the interval. With patience, Keras' own EarlyStopping on the runner's
+validation split (``validation_data``). On TensorFlow's CPU kernels with one thread two runs
+with one seed give identical results (tests/test_native.py).
+
 Mapping onto the canonical semantics (see DESIGN.md):
 - the output layer is linear; the losses take logits (``from_logits=True``), so softmax
   and sigmoid are applied by the loss and by `predict`;
@@ -63,11 +72,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
 from typing import Any
 
 import numpy as np
 
 from mlpbench import Backend, ModelSpec
+from mlpbench.backend import EpochEnd, NativeFit
 from mlpbench.controlled import initial_weights
 from mlpbench.spec import ELU_ALPHA, LEAKY_RELU_SLOPE
 
@@ -130,6 +141,10 @@ class KerasMLP(Backend):
         "adam": "Adam adds epsilon to sqrt(v) before the bias correction: PyTorch's rule with "
         "eps / sqrt(1 - beta2^t) in place of eps (31.6·eps at step 1, tending to eps)",
     }
+    native_loop = ("one model.fit(epochs, batch_size, shuffle=True, verbose=0) call, a callback timing each epoch; "
+                   "keras.utils.set_random_seed(seed) and the Dense layers' default initialisers")  # fmt: skip
+    native_early_stopping = ("keras EarlyStopping(monitor='val_loss', patience, min_delta, restore_best_weights) "
+                             "on the runner's validation split")  # fmt: skip
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -196,14 +211,17 @@ class KerasMLP(Backend):
         self.keras = keras
 
     def build(self, spec: ModelSpec, weights: list[tuple[np.ndarray, np.ndarray]] | None, seed: int) -> None:
+        self._build(spec, initial_weights(spec, seed) if weights is None else weights, seed)
+
+    def _build(self, spec: ModelSpec, weights: list[tuple[np.ndarray, np.ndarray]] | None, seed: int) -> None:
+        """The compiled model; `weights` None keeps the layers' own initialisers and Keras' global seed (native)."""
         if getattr(self, "keras", None) is None:
             self.prepare(self.threads or os.cpu_count() or 1)
         keras = self.keras
         keras.config.set_floatx(spec.dtype)
         self.spec_ = spec
         self.dtype_ = np.dtype(spec.dtype)
-        if weights is None:
-            weights = initial_weights(spec, seed)
+        native = weights is None
         reg = None
         if spec.l2:
             reg = keras.regularizers.L2(spec.l2 / 2)
@@ -213,10 +231,11 @@ class KerasMLP(Backend):
             act = _activation(keras, spec.activation)
             layers.append(keras.layers.Dense(width, activation=act, kernel_regularizer=reg, dtype=spec.dtype))
             if spec.dropout:
-                layers.append(keras.layers.Dropout(spec.dropout, seed=seed * 1000 + i))
+                layers.append(keras.layers.Dropout(spec.dropout, seed=None if native else seed * 1000 + i))
         layers.append(keras.layers.Dense(spec.n_outputs, kernel_regularizer=reg, dtype=spec.dtype))
         self.model_ = keras.Sequential(layers)
-        self.model_.set_weights([np.asarray(a, dtype=self.dtype_) for W, b in weights for a in (W, b)])
+        if not native:
+            self.model_.set_weights([np.asarray(a, dtype=self.dtype_) for W, b in weights for a in (W, b)])
         self.loss_, metric = _loss_and_metric(keras, spec.loss)
         self.optimizer_ = _optimizer(keras, spec)
         self.model_.compile(optimizer=self.optimizer_, loss=self.loss_, metrics=[metric],
@@ -225,7 +244,37 @@ class KerasMLP(Backend):
         self._data: tuple[Any, ...] | None = None
         # "auto" is Keras' own rule (no XLA on a CPU-only TensorFlow, none on torch, jax.jit on jax).
         self.jit_compile_ = bool(self.model_.jit_compile)
-        self._epoch_fn = self._graph_epoch_function() if self.loop == "graph" else None
+        self._epoch_fn = self._graph_epoch_function() if self.loop == "graph" and not native else None
+
+    def fit_native(self, spec: ModelSpec, seed: int, X: np.ndarray, y: np.ndarray, X_val: np.ndarray,
+                   y_val: np.ndarray, epoch_end: EpochEnd) -> NativeFit | None:  # fmt: skip
+        """Keras' own loop: one ``model.fit(epochs=E, shuffle=True)`` call; a callback times each epoch.
+
+        The epoch's interval runs from ``on_epoch_begin`` to ``on_epoch_end``, or to ``on_test_begin``
+        when Keras validates for its EarlyStopping (that pass is not training); the runner's
+        evaluation runs inside ``on_epoch_end``, after the clock is read.
+        """
+        if getattr(self, "keras", None) is None:
+            self.prepare(self.threads or os.cpu_count() or 1)
+        keras = self.keras
+        keras.utils.set_random_seed(seed)  # Python, NumPy and the engine: initialisers, dropout, shuffling
+        self._build(spec, None, seed)
+        clock = _epoch_clock(keras, epoch_end)
+        callbacks: list[Any] = [clock]
+        extra: dict[str, Any] = {}
+        stopper = None
+        if spec.patience:
+            stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience,
+                                                    min_delta=spec.min_delta, restore_best_weights=spec.restore_best)
+            callbacks.append(stopper)
+            extra["validation_data"] = (np.asarray(X_val, dtype=self.dtype_), self._targets(y_val))
+        self.model_.fit(np.asarray(X, dtype=self.dtype_), self._targets(y), epochs=spec.epochs,
+                        batch_size=spec.batch_size, shuffle=True, verbose=0, callbacks=callbacks, **extra)  # fmt: skip
+        if stopper is None:
+            return None
+        best = stopper.best_epoch + 1
+        return NativeFit(best_epoch=best, stopped_early=stopper.stopped_epoch > 0,
+                         restored_best=spec.restore_best and best != clock.epochs)  # fmt: skip
 
     # ------------------------------------------------------------- training
     def _targets(self, y: np.ndarray) -> np.ndarray:
@@ -298,6 +347,33 @@ class KerasMLP(Backend):
     def __repr__(self) -> str:
         spec = getattr(self, "spec_", None)
         return f"KerasMLP({self.config['engine']}, {self.loop}, {spec!r})" if spec else f"KerasMLP({self.config})"
+
+
+def _epoch_clock(keras: Any, epoch_end: EpochEnd) -> Any:
+    """A Keras callback: each epoch's wall time, then the runner's `epoch_end` (its True stops training)."""
+
+    class EpochClock(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.epochs = 0
+            self.t0 = self.t_end = 0.0
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.t_end = None
+            self.t0 = time.perf_counter()
+
+        def on_test_begin(self, logs: Any = None) -> None:
+            if self.t_end is None:  # Keras' own validation pass (EarlyStopping) ends the epoch's training
+                self.t_end = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            end = self.t_end if self.t_end is not None else time.perf_counter()
+            self.epochs = epoch + 1
+            running = (logs or {}).get("data_loss")
+            if epoch_end(epoch + 1, end - self.t0, None if running is None else float(running)):
+                self.model.stop_training = True
+
+    return EpochClock()
 
 
 def _engine_versions(engine: str) -> dict[str, str]:

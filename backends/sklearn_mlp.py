@@ -14,6 +14,21 @@ Two ways to run an epoch (option ``loop``), both exact:
   Each call re-validates its input: measured 2-9 ms per call here, which on XOR
   (one batch per epoch) is several times the training work itself.
 
+loop=batch uses private names, so it runs only on the scikit-learn versions whose
+signatures were checked (`BATCH_LOOP_VERSIONS`, the bound in pyproject.toml; the test
+``test_private_signatures_used_by_loop_batch_are_unchanged`` fails when they change):
+outside them `skip_mode` makes controlled loop=batch jobs ``skipped`` with a reason that
+points at ``loop=partial_fit``.
+
+Native mode (`fit_native`) is the estimator's public ``fit`` (``max_iter`` = epochs,
+``shuffle=True``, ``random_state=seed``, ``tol=0`` and ``n_iter_no_change`` = epochs + 1 so
+that it runs every epoch asked for; hyper-parameters mapped as below, alpha for full
+batches), scikit-learn's own initialisation. It has no per-epoch hook, so the call is timed
+as a whole (``NativeFit(timing="whole_call")``), its ``loss_curve_`` is the running loss per
+epoch (L2 penalty included, mse in the spec's units) and per-epoch validation values are
+absent. With patience: its own ``early_stopping`` (a 10% validation split of the training
+set, its validation score, best weights restored).
+
 Starting from the runner's weights: scikit-learn builds its fitted state (label
 binarizer, layer list, output activation, optimizer) only inside a first
 ``partial_fit``. `build` makes that call on a dummy batch, writes the runner's weights
@@ -47,17 +62,45 @@ Differences from the spec, and how they are mapped (exact unless noted):
 
 from __future__ import annotations
 
+import importlib.metadata
 import inspect
+import re
+import time
+import warnings
 from typing import Any
 
 import numpy as np
 
 from mlpbench import Backend, ModelSpec
+from mlpbench.backend import EpochEnd, NativeFit
 from mlpbench.controlled import initial_weights
 
 # Our activation name -> scikit-learn's.
 _ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic"}
 _LOOPS = ("batch", "partial_fit")
+#: The scikit-learn versions (lowest, first one not) whose private fit internals loop=batch steps through;
+#: the bound of pyproject.toml. tests/test_sklearn_mlp.py checks their signatures, and 1.4 to 1.9 were run.
+BATCH_LOOP_VERSIONS = ((1, 4), (1, 10))
+#: Native mode with patience: scikit-learn's early stopping holds out this part of the training set.
+NATIVE_VALIDATION_FRACTION = 0.1
+
+
+def _installed_version() -> str | None:
+    try:
+        return importlib.metadata.version("scikit-learn")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def batch_loop_unsupported(version: str | None) -> str | None:
+    """Why loop=batch cannot run on scikit-learn `version` (outside `BATCH_LOOP_VERSIONS`), or None."""
+    match = re.match(r"(\d+)\.(\d+)", version or "")
+    (lo_major, lo_minor), (hi_major, hi_minor) = BATCH_LOOP_VERSIONS
+    if match and BATCH_LOOP_VERSIONS[0] <= (int(match[1]), int(match[2])) < BATCH_LOOP_VERSIONS[1]:
+        return None
+    return (f"scikit-learn {version or '(version unknown)'} is outside the versions whose private fit internals "
+            f"(_backprop, the optimizers' update_params) loop=batch steps through (>={lo_major}.{lo_minor}, "
+            f"<{hi_major}.{hi_minor}); use sklearn[loop=partial_fit], which uses public API only")  # fmt: skip
 
 
 class SklearnMLP(Backend):
@@ -80,6 +123,10 @@ class SklearnMLP(Backend):
         "(the smaller last batch too); its mse gradient is 1/c of the spec's (c = 2/n_outputs) -> lr×c "
         "(Adam: eps/c); exact",
     }
+    native_loop = ("the estimator's public fit(max_iter=epochs, shuffle=True, random_state=seed), timed as a whole; "
+                   "scikit-learn's own initialisation")  # fmt: skip
+    native_early_stopping = (f"sklearn early_stopping (own {NATIVE_VALIDATION_FRACTION:.0%} validation split of "
+                             "the training set, its score, n_iter_no_change=patience, tol=min_delta)")  # fmt: skip
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -93,14 +140,22 @@ class SklearnMLP(Backend):
                       "use binary_cross_entropy")  # fmt: skip
         return reason
 
-    # ------------------------------------------------------------------ build
-    def build(self, spec: ModelSpec, weights: list[tuple[np.ndarray, np.ndarray]] | None, seed: int) -> None:
-        from sklearn.neural_network import MLPClassifier, MLPRegressor
+    def prepare(self, threads: int) -> None:
+        super().prepare(threads)
+        import sklearn
 
+        self.sklearn_version_ = sklearn.__version__  # what skip_mode checks loop=batch against
+
+    def skip_mode(self, spec: ModelSpec, mode: str) -> str | None:
+        reason = super().skip_mode(spec, mode)
+        if reason is None and mode == "controlled" and self.config["loop"] == "batch":
+            reason = batch_loop_unsupported(getattr(self, "sklearn_version_", None) or _installed_version())
+        return reason
+
+    def _params(self, spec: ModelSpec, seed: int) -> dict[str, Any]:
+        """The estimator's parameters for `spec` (for the controlled loops: no shuffling, one epoch a call)."""
         self.spec_ = spec
         self.dtype_ = np.dtype(spec.dtype)
-        if weights is None:
-            weights = initial_weights(spec, seed)
         # c: the spec's gradient over scikit-learn's (2 / n_outputs for mse, 1 otherwise).
         self.scale_ = 2.0 / spec.n_outputs if spec.loss == "mse" else 1.0
         params: dict[str, Any] = dict(
@@ -115,6 +170,15 @@ class SklearnMLP(Backend):
             params.update(solver="sgd", learning_rate_init=spec.lr * self.scale_,
                           momentum=0.0 if spec.optimizer == "sgd" else spec.momentum,
                           nesterovs_momentum=spec.optimizer == "nesterov")  # fmt: skip
+        return params
+
+    # ------------------------------------------------------------------ build
+    def build(self, spec: ModelSpec, weights: list[tuple[np.ndarray, np.ndarray]] | None, seed: int) -> None:
+        from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+        if weights is None:
+            weights = initial_weights(spec, seed)
+        params = self._params(spec, seed)
         # The initialising call, on a dummy batch (its step is undone below).
         if spec.is_classifier:
             m = MLPClassifier(**params)
@@ -228,6 +292,46 @@ class SklearnMLP(Backend):
             count += len(idx)
             i = j
         return total, count
+
+    # ----------------------------------------------------------- native mode
+    def fit_native(self, spec: ModelSpec, seed: int, X: np.ndarray, y: np.ndarray, X_val: np.ndarray,
+                   y_val: np.ndarray, epoch_end: EpochEnd) -> NativeFit:  # fmt: skip
+        """The estimator's public ``fit``, timed as a whole (scikit-learn has no per-epoch hook).
+
+        scikit-learn's own initialisation and shuffling (``random_state=seed``, ``shuffle=True``),
+        ``max_iter`` epochs; the hyper-parameters are mapped as in the controlled loops (alpha per
+        full batch). With patience, its own early stopping on its own validation split.
+        """
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+        params = self._params(spec, seed)
+        params.update(max_iter=spec.epochs, shuffle=True, tol=0.0, n_iter_no_change=spec.epochs + 1,
+                      alpha=spec.l2 * spec.batch_size / self.scale_)  # fmt: skip
+        if spec.patience:
+            params.update(early_stopping=True, validation_fraction=NATIVE_VALIDATION_FRACTION,
+                          n_iter_no_change=spec.patience, tol=spec.min_delta)  # fmt: skip
+        m = (MLPClassifier if spec.is_classifier else MLPRegressor)(**params)
+        X = np.asarray(X, dtype=self.dtype_)
+        targets = self._sk_targets(y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter reached: the epochs asked for
+            t0 = time.perf_counter()
+            m.fit(X, targets)
+            took = time.perf_counter() - t0
+        self.model_ = m
+        if spec.is_classifier:
+            n_classes = 2 if spec.loss == "binary_cross_entropy" else spec.n_outputs
+            if len(m.classes_) != n_classes:
+                raise ValueError(f"the training set has {len(m.classes_)} classes, the spec {n_classes}: "
+                                 "scikit-learn's fit sizes its output from the labels it sees")  # fmt: skip
+        unit = 2.0 if spec.loss == "mse" else 1.0  # scikit-learn's squared loss is 1/2·mse
+        fit = NativeFit(timing="whole_call", train_time_s=took, epochs_run=int(m.n_iter_),
+                        running_losses=[float(v) * unit for v in m.loss_curve_])  # fmt: skip
+        if spec.patience:
+            best = int(np.argmax(m.validation_scores_)) + 1  # the first best score: scikit-learn keeps it
+            fit.best_epoch, fit.stopped_early, fit.restored_best = best, m.n_iter_ < spec.epochs, best != m.n_iter_
+        return fit
 
     # ------------------------------------------------------------- inference
     def predict(self, X: np.ndarray) -> np.ndarray:

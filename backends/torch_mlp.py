@@ -7,15 +7,22 @@ weight_decay 0 holds the biases), which adds ``l2 * W`` to the gradient exactly 
 the spec says; losses are the framework's mean-reduced CrossEntropyLoss (logits),
 BCEWithLogitsLoss (one logit), MSELoss and L1Loss. PyTorch is the reference for the
 spec's optimizer rules, so in float64 this backend matches the NumPy one to rounding.
+
+Native mode (`fit_native`) is PyTorch's tutorial loop: ``torch.manual_seed(seed)``, the
+layers' default initialisation (nn.Linear's kaiming-uniform), a ``DataLoader`` over a
+``TensorDataset`` with ``shuffle=True`` and a generator seeded with the seed, and
+``zero_grad / backward / step`` per batch; the runner's early stopping through `epoch_end`.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
 
 from mlpbench import Backend, ModelSpec
+from mlpbench.backend import EpochEnd
 from mlpbench.controlled import initial_weights
 from mlpbench.spec import ELU_ALPHA, LEAKY_RELU_SLOPE
 
@@ -33,6 +40,9 @@ class TorchMLP(Backend):
     options = {"device": "cpu", "compile": False}
     # Every rule is PyTorch's own, which the spec follows.
     parity_target = 1e-9
+    native_loop = ("TensorDataset + DataLoader(shuffle=True, batch_size, generator seeded with the seed); "
+                   "zero_grad / backward / step per batch; torch.manual_seed(seed) and nn.Linear's default "
+                   "initialisation")  # fmt: skip
 
     def skip(self, spec: ModelSpec) -> str | None:
         reason = super().skip(spec)
@@ -68,15 +78,17 @@ class TorchMLP(Backend):
 
     # ------------------------------------------------------------------ build
     def build(self, spec: ModelSpec, weights: list[tuple[np.ndarray, np.ndarray]] | None, seed: int) -> None:
+        self._build(spec, initial_weights(spec, seed) if weights is None else weights, seed)
+
+    def _build(self, spec: ModelSpec, weights: list[tuple[np.ndarray, np.ndarray]] | None, seed: int) -> None:
+        """The model, loss and optimizer; `weights` None keeps nn.Linear's own initialisation (native mode)."""
         torch = self._import()
         nn = torch.nn
         self.spec_ = spec
         self.np_dtype_ = np.dtype(spec.dtype)
         self.dtype_ = getattr(torch, spec.dtype)
         self.device_ = torch.device(self.config["device"])
-        torch.manual_seed(seed)  # dropout masks
-        if weights is None:
-            weights = initial_weights(spec, seed)
+        torch.manual_seed(seed)  # dropout masks; in native mode also nn.Linear's initialisation
         activation = {
             "sigmoid": nn.Sigmoid,
             "tanh": nn.Tanh,
@@ -96,10 +108,11 @@ class TorchMLP(Backend):
                 if spec.dropout:
                     layers.append(nn.Dropout(spec.dropout))
         model = nn.Sequential(*layers)
-        with torch.no_grad():
-            for linear, (W, b) in zip(self.linears_, weights, strict=True):
-                linear.weight.copy_(torch.from_numpy(np.asarray(W, dtype=self.np_dtype_).T))
-                linear.bias.copy_(torch.from_numpy(np.asarray(b, dtype=self.np_dtype_).reshape(-1)))
+        if weights is not None:
+            with torch.no_grad():
+                for linear, (W, b) in zip(self.linears_, weights, strict=True):
+                    linear.weight.copy_(torch.from_numpy(np.asarray(W, dtype=self.np_dtype_).T))
+                    linear.bias.copy_(torch.from_numpy(np.asarray(b, dtype=self.np_dtype_).reshape(-1)))
         self.model_ = model.to(self.device_)
         self.forward_ = torch.compile(self.model_) if self.config["compile"] else self.model_
 
@@ -165,6 +178,34 @@ class TorchMLP(Backend):
             total += loss.detach().to(torch.float64) * len(idx)
             count += len(idx)
         return float(total) / max(count, 1)
+
+    def fit_native(self, spec: ModelSpec, seed: int, X: np.ndarray, y: np.ndarray, X_val: np.ndarray,
+                   y_val: np.ndarray, epoch_end: EpochEnd) -> None:  # fmt: skip
+        """PyTorch's own loop: a shuffling DataLoader over a TensorDataset, zero_grad / backward / step per batch."""
+        torch = self._import()
+        from torch.utils.data import DataLoader, TensorDataset
+
+        self._build(spec, None, seed)  # torch.manual_seed(seed), then nn.Linear's default initialisation
+        loader = DataLoader(TensorDataset(self._x(X), self._y(y)), batch_size=spec.batch_size, shuffle=True,
+                            generator=torch.Generator().manual_seed(seed))  # fmt: skip
+        model, optimizer, loss_fn = self.forward_, self.optimizer_, self.loss_fn_
+        for epoch in range(spec.epochs):
+            self.sync()
+            t0 = time.perf_counter()
+            self.model_.train()
+            total = torch.zeros((), dtype=torch.float64, device=self.device_)
+            count = 0
+            for xb, yb in loader:
+                optimizer.zero_grad()
+                loss = loss_fn(model(xb), yb)
+                loss.backward()
+                optimizer.step()
+                total += loss.detach().to(torch.float64) * len(xb)
+                count += len(xb)
+            running = float(total) / max(count, 1)
+            self.sync()
+            if epoch_end(epoch + 1, time.perf_counter() - t0, running):  # the runner's early stopping
+                break
 
     def sync(self) -> None:
         device = getattr(self, "device_", None)

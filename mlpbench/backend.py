@@ -4,14 +4,44 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
+from .controlled import initial_weights
 from .spec import ACTIVATIONS, DTYPES, LOSSES, OPTIMIZERS, ModelSpec
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
+#: The runner's callback after each natively trained epoch: ``epoch_end(epoch, took_s, running_loss) -> stop``.
+EpochEnd = Callable[[int, float, "float | None"], bool]
+#: The two timing forms of `Backend.fit_native`.
+TIMINGS = ("per_epoch", "whole_call")
+# The generic native loop's random stream (controlled mode uses 0 for weights and 1 for batches).
+_NATIVE_STREAM = 2
+
+
+@dataclass
+class NativeFit:
+    """What `Backend.fit_native` reports besides the per-epoch callbacks (returning None means ``NativeFit()``).
+
+    ``timing`` is ``"per_epoch"`` (`epoch_end` was called after every epoch) or ``"whole_call"``
+    (the framework has no per-epoch hook: `epoch_end` was never called, and ``train_time_s``,
+    ``epochs_run`` and, where the framework exposes it, ``running_losses`` (one per epoch) say
+    what happened). ``best_epoch`` (1-based), ``stopped_early`` and ``restored_best`` are set by
+    a backend whose framework's own early stopping ran (`native_early_stopping` is not "runner").
+    """
+
+    timing: str = "per_epoch"
+    train_time_s: float | None = None
+    epochs_run: int | None = None
+    running_losses: list[float] | None = None
+    best_epoch: int | None = None
+    stopped_early: bool | None = None
+    restored_best: bool | None = None
 
 
 class Backend(ABC):
@@ -56,6 +86,45 @@ class Backend(ABC):
         spec (e.g. a rescaled hyper-parameter). Printed as a note; the target still applies.
 
     The parity table prefixes each note with the backend's name.
+
+    Native mode (``modes = ["native"]``): the backend trains with its framework's own idiomatic
+    loop, its own weight initialisation and its own shuffling, all seeded from the job's seed
+    through the framework's own seeding; the runner still owns the split, the preprocessing,
+    the thread budget and every loss and metric, computed from `predict`. It is the optional
+    method `fit_native`:
+
+    ``fit_native(spec, seed, X, y, X_val, y_val, epoch_end) -> NativeFit | None``
+        Build the model for `spec` itself (`build` is not called first) and train it for
+        ``spec.epochs`` epochs on ``X, y`` (the data conventions above, in the spec's dtype).
+        ``X_val, y_val`` is the runner's validation split: only for a framework's own early
+        stopping (`native_early_stopping`), never to train on. Afterwards `predict` and
+        `get_weights` answer for the trained model, as after `build` and `train_epoch`.
+        One of two timing forms:
+
+        * per epoch (``NativeFit.timing == "per_epoch"``, the default): after each epoch call
+          ``epoch_end(epoch, took_s, running_loss)`` exactly once, in order: the 1-based epoch,
+          its wall time (`sync`, then the clock, before the call: the runner evaluates the model
+          inside the call, and that must not be in any epoch's interval) and the framework's
+          running loss or None. It returns True when the runner's early stopping asks to stop
+          (only with ``spec.patience > 0`` and ``native_early_stopping == "runner"``): then stop
+          before the next epoch. It may raise (a diverged model): let the exception through.
+        * whole call (``"whole_call"``), for a framework with no per-epoch hook: never call
+          `epoch_end`; return ``NativeFit(timing="whole_call", train_time_s=..., epochs_run=...,
+          running_losses=...)``. The record then holds the call's time, ``epoch_time_s`` =
+          time / epochs, no first-epoch time, and per-epoch validation values as None (only
+          the final model is evaluated). Never patch a framework to get a hook it has not.
+
+        With ``spec.patience > 0`` the framework's own early stopping is used where it has one
+        (`native_early_stopping` says which; the NativeFit reports its best epoch), else the
+        runner's rule through `epoch_end`'s return value.
+
+    The default `fit_native` is the generic native loop of a backend that has no framework
+    besides NumPy: initial weights drawn by the runner's recipe from the backend's own stream
+    of the seed (when it `accepts_weights`), a fresh permutation of the training set per epoch
+    from that stream, then the ordinary `build` and `train_epoch`. So such a backend's native
+    and controlled runs differ only by their random draws. A backend built on a framework has
+    a native mode only by overriding `fit_native` (or by setting ``native = True`` to accept
+    the generic loop); otherwise `skip_mode` gives ``"no native mode"`` for native jobs.
     """
 
     #: Identity of the backend (the entry-point name for registered plugins).
@@ -79,6 +148,17 @@ class Backend(ABC):
     parity_target: ClassVar[float | None] = None
     parity_notes: ClassVar[dict[str, str]] = {}
     parity_mapping: ClassVar[dict[str, str]] = {}
+    #: Native mode (see the class docstring): None decides by `has_native`'s rule (an overridden
+    #: `fit_native`, or no framework besides NumPy); True / False force it.
+    native: ClassVar[bool | None] = None
+    #: What the native loop does, in a few words (recorded with every native job).
+    native_loop: ClassVar[str] = (
+        "generic: build / train_epoch, the runner's initialisation recipe and a fresh permutation per epoch, "
+        "both drawn from the backend's own stream of the seed"
+    )
+    #: Whose early stopping native mode uses with ``patience > 0``: "runner" (the runner's rule, through
+    #: `epoch_end`), or a description of the framework's own.
+    native_early_stopping: ClassVar[str] = "runner"
 
     def __init__(self, **options: Any) -> None:
         unknown = set(options) - set(self.options)
@@ -124,6 +204,25 @@ class Backend(ABC):
     def worker_env(cls, options: dict[str, Any]) -> dict[str, str]:
         """Environment variables the worker must have before anything is imported."""
         return {}
+
+    @classmethod
+    def has_native(cls) -> bool:
+        """Whether there is a native mode: `native` if set, else an own `fit_native` or no framework but NumPy."""
+        if cls.native is not None:
+            return bool(cls.native)
+        if cls.fit_native is not Backend.fit_native:
+            return True
+        return set(cls.requires) <= {"numpy"}
+
+    def skip_mode(self, spec: ModelSpec, mode: str) -> str | None:
+        """Why this backend cannot run `spec` in `mode` ("controlled" or "native") beyond `skip`, or None.
+
+        The default declines native mode for a backend without one (`has_native`).
+        """
+        if mode == "native" and not self.has_native():
+            return (f"no native mode: {self.name} has no training loop of its framework's own "
+                    "(Backend.fit_native); run it in controlled mode")  # fmt: skip
+        return None
 
     def skip(self, spec: ModelSpec) -> str | None:
         """Why this backend cannot run `spec`, or None when it can."""
@@ -171,6 +270,41 @@ class Backend(ABC):
 
     def sync(self) -> None:
         """Wait for queued device work (GPU backends); called before a clock is read."""
+
+    def fit_native(
+        self,
+        spec: ModelSpec,
+        seed: int,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_val: np.ndarray,
+        y_val: np.ndarray,
+        epoch_end: EpochEnd,
+    ) -> NativeFit | None:
+        """Build and train `spec` natively (see the class docstring); this default is the generic loop.
+
+        Initial weights by the runner's recipe (`initial_weights`) and per-epoch permutations,
+        both from ``default_rng([seed, 2])``: another stream than controlled mode's, so the
+        runs differ only by their draws; `build` gets a seed from that stream too (dropout).
+        """
+        if not self.has_native():
+            raise NotImplementedError(f"{self.name} has no native mode")
+        rng = np.random.default_rng([seed, _NATIVE_STREAM])
+        # A seed of the runner's recipe above every job seed (<= 2**32 - 1): never a controlled run's weights.
+        weights_seed, build_seed = 2**32 + int(rng.integers(2**62)), int(rng.integers(2**31))
+        weights = initial_weights(spec, weights_seed) if self.accepts_weights else None
+        self.build(spec, weights, build_seed)
+        n, m = len(X), spec.batch_size
+        for epoch in range(spec.epochs):
+            order = rng.permutation(n)
+            batches = [order[i : i + m] for i in range(0, n, m)]
+            self.sync()
+            t0 = time.perf_counter()
+            running = self.train_epoch(X, y, batches)
+            self.sync()
+            if epoch_end(epoch + 1, time.perf_counter() - t0, running):
+                break
+        return None
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.config.items())

@@ -191,6 +191,53 @@ def test_a_backend_that_does_not_learn_fails_xor() -> None:
         run_check(NeverLearns, "learns_xor")
 
 
+def test_a_backend_that_does_not_learn_fails_native_xor_too() -> None:
+    # Its native mode is the generic loop (NumPy only): the same train_epoch, the backend's own draws.
+    with pytest.raises(ConformanceError, match=r"\[never_learns native_learns_xor\] test accuracy .* not 4/4"):
+        run_check(NeverLearns, "native_learns_xor", xor_epochs=400)
+
+
+class NoNativeLoop(NumpyMLP):
+    """A backend on a framework (it requires more than numpy) without a fit_native of its own."""
+
+    name = "no_native_loop"
+    requires = ("numpy", "json")
+
+
+def test_a_backend_without_a_native_loop_gets_the_skip_reason() -> None:
+    from mlpbench.testing import CheckSkipped
+
+    for check_id in ("native_learns_xor", "native_timing"):
+        with pytest.raises(CheckSkipped, match=r"^no native mode: no_native_loop has no training loop"):
+            run_check(NoNativeLoop, check_id)
+    # A plugin with a framework states it, too: the jax example package has no fit_native.
+    entry = discover().backends.get("jax")
+    if entry is not None and entry.cls is not None and not entry.cls.missing_requirements():
+        with pytest.raises(CheckSkipped, match="^no native mode: jax"):
+            run_check(entry.cls, "native_timing", **OPTIONS["jax"])
+
+
+class LateNative(NumpyMLP):
+    """A native loop that keeps training after the runner's early stopping said stop."""
+
+    name = "late_native"
+
+    def fit_native(self, spec, seed, X, y, X_val, y_val, epoch_end):
+        self.build(spec, None, seed)
+        for epoch in range(spec.epochs):
+            epoch_end(epoch + 1, 0.001, self.train_epoch(X, y, [np.arange(len(X))]))
+
+
+def test_native_checks_run_the_runner_side_of_the_contract() -> None:
+    assert run_check(LateNative, "native_timing") == "200 epochs, one time each"  # patience 0: never asked to stop
+    from mlpbench.worker import execute
+
+    task = discover().task("xor")()
+    spec = task.spec().replace(patience=1, min_delta=10.0)  # nothing improves by 10: stop after epoch 2
+    record = execute(LateNative(), task, task.load(0), {"id": "x", "seed": 0, "mode": "native", "spec": spec.to_dict()})
+    assert record["status"] == "error" and "trained epoch 3 after epoch_end asked it to stop" in record["error"]
+
+
 class Float32Only(NumpyMLP):
     name = "float32_only"
     dtypes = ("float32",)

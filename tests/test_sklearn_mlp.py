@@ -137,3 +137,92 @@ def test_what_sklearn_cannot_run_is_a_skip_reason(changes: dict, reason: str) ->
 def test_unknown_loop_is_refused() -> None:
     with pytest.raises(ValueError, match="loop"):
         SklearnMLP(loop="fit")
+
+
+# ------------------------------------------------ the private internals of loop=batch
+#: The parameters of every private function loop=batch calls, as scikit-learn 1.4 to 1.9 have them
+#: (``sample_weight`` joined _backprop in 1.7). A scikit-learn that changes one fails here first.
+PRIVATE_SIGNATURES = {
+    "BaseMultilayerPerceptron._backprop": (
+        ["self", "X", "y", "activations", "deltas", "coef_grads", "intercept_grads"],
+        ["self", "X", "y", "sample_weight", "activations", "deltas", "coef_grads", "intercept_grads"],
+    ),
+    "AdamOptimizer.__init__": (["self", "params", "learning_rate_init", "beta_1", "beta_2", "epsilon"],),
+    "SGDOptimizer.__init__": (
+        ["self", "params", "learning_rate_init", "lr_schedule", "momentum", "nesterov", "power_t"],
+    ),
+    "BaseOptimizer.update_params": (["self", "params", "grads"],),
+}
+
+
+def test_private_signatures_used_by_loop_batch_are_unchanged() -> None:
+    import inspect
+
+    from sklearn.neural_network import _multilayer_perceptron, _stochastic_optimizers
+
+    modules = {"BaseMultilayerPerceptron": _multilayer_perceptron, "AdamOptimizer": _stochastic_optimizers,
+               "SGDOptimizer": _stochastic_optimizers, "BaseOptimizer": _stochastic_optimizers}  # fmt: skip
+    for name, expected in PRIVATE_SIGNATURES.items():
+        cls_name, fn = name.split(".")
+        params = list(inspect.signature(getattr(getattr(modules[cls_name], cls_name), fn)).parameters)
+        assert params in [list(e) for e in expected], f"scikit-learn changed {name}: {params}"
+    # The private state build() touches after its initialising partial_fit.
+    b = SklearnMLP()
+    b.build(ModelSpec(n_inputs=3, n_outputs=3), None, seed=0)
+    assert hasattr(b.model_, "_label_binarizer") and hasattr(b.model_, "_optimizer")
+
+
+def test_the_supported_range_is_the_bound_in_pyproject() -> None:
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from mlpbench.backends.sklearn_mlp import BATCH_LOOP_VERSIONS
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+    (bound,) = [d for d in project["project"]["dependencies"] if d.startswith("scikit-learn")]
+    numbers = [int(n) for n in re.fullmatch(r"scikit-learn>=(\d+)\.(\d+),<(\d+)\.(\d+)", bound).groups()]
+    assert BATCH_LOOP_VERSIONS == (tuple(numbers[:2]), tuple(numbers[2:]))
+
+
+@pytest.mark.parametrize(("version", "supported"), [
+    ("1.3.2", False), ("1.4.0", True), ("1.9.1", True), ("1.10.0", False), ("1.10.dev0", False), ("2.0.0", False),
+])  # fmt: skip
+def test_loop_batch_outside_the_supported_versions_is_a_skip_reason(version, supported) -> None:
+    spec = ModelSpec(n_inputs=4, n_outputs=3)
+    b = SklearnMLP()
+    b.sklearn_version_ = version  # as prepare() finds it
+    reason = b.skip_mode(spec, "controlled")
+    if supported:
+        assert reason is None
+    else:
+        assert "outside the versions" in reason and "use sklearn[loop=partial_fit]" in reason
+    assert b.skip_mode(spec, "native") is None  # the public fit only
+    partial = SklearnMLP(loop="partial_fit")
+    partial.sklearn_version_ = version
+    assert partial.skip_mode(spec, "controlled") is None  # public API only
+
+
+def test_prepare_reads_the_installed_version() -> None:
+    import sklearn
+
+    from mlpbench.backends.sklearn_mlp import batch_loop_unsupported
+
+    assert "(version unknown)" in batch_loop_unsupported(None)
+
+    b = SklearnMLP()
+    b.prepare(threads=1)
+    assert b.sklearn_version_ == sklearn.__version__
+    assert b.skip_mode(ModelSpec(n_inputs=4, n_outputs=3), "controlled") is None
+
+
+def test_an_unsupported_version_skips_the_controlled_job_not_the_native_one(registry) -> None:
+    task = registry.task("xor")()
+    b = SklearnMLP()
+    b.prepare(threads=1)
+    b.sklearn_version_ = "1.10.0"  # as prepare() would find a newer scikit-learn
+    job = {"id": "t", "seed": 0, "spec": task.spec().to_dict()}
+    record = execute(b, task, task.load(0), {**job, "mode": "controlled"})
+    assert record["status"] == "skipped" and "sklearn[loop=partial_fit]" in record["error"]
+    record = execute(b, task, task.load(0), {**job, "mode": "native"})
+    assert record["status"] == "ok" and record["timing"] == "whole_call"

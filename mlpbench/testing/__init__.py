@@ -22,7 +22,8 @@ Modules: `kit` (the entry points), `run` (`KitRun`, what one run owns), `core` (
 exceptions and `Tolerances`), `data` (`make_data`, `reference_backend`) and the checks:
 `checks_meta` (metadata, lazy import, skip), `checks_weights` (weights in and out,
 predict), `checks_training` (training parity, given batches), `checks_behaviour`
-(determinism, XOR).
+(determinism, XOR) and `checks_native` (native mode: XOR with the backend's own loop,
+and its timing form; skipped with the `skip_mode` reason where there is no native mode).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..controlled import batch_order
+from ..spec import ModelSpec
 from .core import known, relative_error
 from .data import make_data
 from .run import KitRun
@@ -45,25 +46,8 @@ def check_deterministic(run: KitRun) -> str | None:
 
 def check_learns_xor(run: KitRun) -> str | None:
     """The xor task's default network reaches 4/4 correct (optimizer or dtype adapted when not declared)."""
-    c, cls = "learns_xor", run.cls
-    task = run.registry.task("xor")()
-    spec = task.spec()
-    backend = run.backend()
-    notes = []
-    if backend.skip(spec) is not None:
-        changes: dict[str, Any] = {}
-        if spec.optimizer not in cls.optimizers:
-            opt = next(o for o in ("adam", "sgd", "momentum", "nesterov") if o in cls.optimizers)
-            changes.update(optimizer=opt, lr=XOR_LR[opt])
-        if spec.activation not in cls.activations:
-            changes["activation"] = cls.activations[0]
-        if spec.dtype not in cls.dtypes:
-            changes["dtype"] = cls.dtypes[0]
-        if spec.loss not in cls.losses and "cross_entropy" in cls.losses:
-            changes.update(loss="cross_entropy", n_outputs=2)
-        spec = spec.replace(**changes)
-        adapted = ", ".join(f"{k}={v}" for k, v in changes.items())
-        notes.append(f"the default spec adapted to the declared capabilities: {adapted}")
+    c = "learns_xor"
+    task, spec, notes = xor_spec(run)
     backend = run.runnable(spec)
     split = task.load(0)
     X = np.ascontiguousarray(split.X_train, dtype=spec.dtype)
@@ -87,3 +71,27 @@ def check_learns_xor(run: KitRun) -> str | None:
         )
     notes.append(f"4/4 after {epoch} epochs")
     return "; ".join(notes)
+
+
+def xor_spec(run: KitRun) -> tuple[Any, ModelSpec, list[str]]:
+    """The xor task, its default spec adapted to the declared capabilities where needed, and notes saying how."""
+    cls = run.cls
+    task = run.registry.task("xor")()
+    spec = task.spec()
+    backend = run.backend()
+    notes = []
+    if backend.skip(spec) is not None:
+        changes: dict[str, Any] = {}
+        if spec.optimizer not in cls.optimizers:
+            opt = next(o for o in ("adam", "sgd", "momentum", "nesterov") if o in cls.optimizers)
+            changes.update(optimizer=opt, lr=XOR_LR[opt])
+        if spec.activation not in cls.activations:
+            changes["activation"] = cls.activations[0]
+        if spec.dtype not in cls.dtypes:
+            changes["dtype"] = cls.dtypes[0]
+        if spec.loss not in cls.losses and "cross_entropy" in cls.losses:
+            changes.update(loss="cross_entropy", n_outputs=2)
+        spec = spec.replace(**changes)
+        adapted = ", ".join(f"{k}={v}" for k, v in changes.items())
+        notes.append(f"the default spec adapted to the declared capabilities: {adapted}")
+    return task, spec, notes

@@ -36,6 +36,11 @@ def check_metadata(run: KitRun) -> str | None:
     if not isinstance(cls.options, dict) or not all(isinstance(k, str) for k in cls.options):
         raise run.fail(c, f"`options` must be a dict of option name -> default, got {cls.options!r}")
     _check_parity_attributes(run, cls)
+    if cls.native is not None and not isinstance(cls.native, bool):
+        raise run.fail(c, f"`native` must be None, True or False, got {cls.native!r}")
+    for attr in ("native_loop", "native_early_stopping"):
+        if not isinstance(getattr(cls, attr), str) or not getattr(cls, attr).strip():
+            raise run.fail(c, f"`{attr}` must be a non-empty string, got {getattr(cls, attr)!r}")
     try:
         backend = cls(**run.options)
     except Exception as exc:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..backend import Backend
-from . import checks_behaviour, checks_meta, checks_training, checks_weights
+from . import checks_behaviour, checks_meta, checks_native, checks_training, checks_weights
 from .core import Check, CheckSkipped, ConformanceError, Tolerances, known
 from .run import KitRun
 
@@ -143,6 +143,8 @@ def _checks(run: KitRun) -> list[tuple[str, Check]]:
         ("given_batches", _bind(checks_training.check_given_batches, run)),
         ("deterministic", _bind(checks_behaviour.check_deterministic, run)),
         ("learns_xor", _bind(checks_behaviour.check_learns_xor, run)),
+        ("native_learns_xor", _bind(checks_native.check_native_learns_xor, run)),
+        ("native_timing", _bind(checks_native.check_native_timing, run)),
     ]
     return out
 

@@ -28,6 +28,7 @@ class KitRun:
         self.name = cls.name or cls.__name__
         self._backend: Backend | None = None
         self._registry: Registry | None = None
+        self.cache: dict[str, Any] = {}  # results several checks of this run share (the native xor job)
 
     def fail(self, check: str, message: str) -> ConformanceError:
         return ConformanceError(f"[{self.name} {check}] {message}")

@@ -2,6 +2,14 @@
 
 Every loss and metric in a record is computed here from the backend's predictions by the
 shared implementation in `mlpbench.metrics`, never taken from a framework's running averages.
+
+Native mode (``job["mode"] == "native"``) hands the training to `Backend.fit_native`, which
+calls back after each epoch with the epoch's time (the evaluation then runs, untimed), or
+reports one whole-call time. Its records have the controlled fields (None where the framework
+gives no per-epoch hook) and ``timing`` ("per_epoch" / "whole_call"), ``native_loop``,
+``early_stopping`` (None, "runner" or the framework's own) and ``fit_time_s`` (the whole
+call without the runner's evaluation: the framework's set-up outside any epoch included).
+Controlled records have ``timing`` and ``early_stopping`` too.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .. import flops, metrics
-from ..backend import Backend
+from ..backend import TIMINGS, Backend, NativeFit
 from ..controlled import batch_order, initial_weights
 from ..spec import ModelSpec
 from ..task import Split, Task
@@ -69,8 +77,8 @@ def evaluate_epoch(
     spec: ModelSpec,
     data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     epoch: int,
-    took: float,
-    elapsed: float,
+    took: float | None,
+    elapsed: float | None,
     running: float | None,
 ) -> dict[str, Any]:
     """One point of the curve: losses and validation metrics computed by the core from predictions (untimed)."""
@@ -90,6 +98,40 @@ def evaluate_epoch(
     return point
 
 
+def _whole_call_curve(
+    backend: Backend,
+    task: Task,
+    spec: ModelSpec,
+    data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    fit: NativeFit,
+    epoch_times: list[float],
+    record: dict[str, Any],
+) -> NativeFit:
+    """The curve of a whole-call native fit: its running losses per epoch, the final model evaluated at the last.
+
+    Per-epoch validation values, epoch times and elapsed times are None (the framework has no
+    per-epoch hook); the last point has the core's losses and metrics and the call's time.
+    """
+    if epoch_times:
+        raise RuntimeError("fit_native called epoch_end but returned whole_call timing")
+    n, took = fit.epochs_run, fit.train_time_s
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise RuntimeError(f"fit_native returned whole_call timing with epochs_run={n!r}: a positive integer")
+    if took is None or not (np.isfinite(took) and took >= 0):
+        raise RuntimeError(f"fit_native returned whole_call timing with train_time_s={took!r}")
+    n, took = int(n), float(took)
+    losses = list(fit.running_losses or [])
+    if losses and len(losses) != n:
+        raise RuntimeError(f"fit_native returned {len(losses)} running losses for {n} epochs")
+    running = [float(v) for v in losses] if losses else [None] * n
+    absent = {"train_loss": None, "val_loss": None, **{f"val_{m}": None for m in task.metrics}}
+    for epoch in range(1, n):
+        record["curve"].append({"epoch": epoch, "epoch_time_s": None, "elapsed_s": None,
+                                "running_loss": running[epoch - 1], **absent})  # fmt: skip
+    record["curve"].append(evaluate_epoch(backend, task, spec, data, n, None, took, running[-1]))
+    return NativeFit(timing="whole_call", train_time_s=took, epochs_run=n)
+
+
 def execute(
     backend: Backend,
     task: Task,
@@ -101,7 +143,10 @@ def execute(
     spec = ModelSpec.from_dict(job["spec"])
     seed = int(job["seed"])
     record: dict[str, Any] = {"status": "ok", "error": None, "threads": backend.threads, "curve": []}
-    reason = backend.skip(spec)
+    mode = job.get("mode") or "controlled"
+    if mode not in ("controlled", "native"):
+        return {**record, "status": "error", "error": f"unknown mode {mode!r}: expected controlled or native"}
+    reason = backend.skip(spec) or backend.skip_mode(spec, mode)
     if reason:
         return {**record, "status": "skipped", "error": reason}
 
@@ -115,61 +160,152 @@ def execute(
 
     epoch_times: list[float] = []
     elapsed = cpu = 0.0
+    whole_call: NativeFit | None = None  # native mode without per-epoch times: the call's time and epochs
     target_metric = f"val_{task.target_metric}"
     stage = "build"
     cpu0 = time.process_time()
     with PeakRSS() as rss:
         try:
-            weights = initial_weights(spec, seed) if backend.accepts_weights else None
-            t0 = time.perf_counter()
-            backend.build(spec, weights, seed)
-            record["build_s"] = time.perf_counter() - t0
-            stopping = EarlyStopping(spec.patience, spec.min_delta)
-            best_weights, best_p_test = None, None
-            # Restoring by rebuilding from the best (W, b) works for every backend that takes weights;
-            # the others (and state beyond W, b) are scored on the test set at the best epoch instead.
-            rebuild = backend.accepts_weights and getattr(spec, "batch_norm", "none") == "none"
-            for epoch in range(spec.epochs):
-                batches = batch_order(len(X_train), spec.batch_size, seed, epoch)
-                stage = "train_epoch"
+            if mode == "native":
+                record["native_loop"] = backend.native_loop
+                record["build_s"] = None  # inside fit_native
+                stage = "fit_native"
+                own = backend.native_early_stopping if spec.patience else None
+                record["early_stopping"] = own
+                # The runner's rule only where the framework's own does not stop the run.
+                stopping = EarlyStopping(spec.patience if own == "runner" else 0, spec.min_delta)
+                best_weights, best_p_test = None, None
+                rebuild = backend.accepts_weights and getattr(spec, "batch_norm", "none") == "none"
+                asked_to_stop = False
+                eval_cpu = eval_wall = 0.0
+
+                def epoch_end(epoch: int, took: float, running: float | None) -> bool:
+                    """The runner's part after a native epoch: record its time, evaluate (untimed), early stopping."""
+                    nonlocal stage, elapsed, eval_cpu, eval_wall, best_weights, best_p_test, asked_to_stop
+                    c0, w0 = time.process_time(), time.perf_counter()
+                    if asked_to_stop:
+                        raise RuntimeError(f"fit_native trained epoch {epoch} after epoch_end asked it to stop")
+                    if epoch != len(epoch_times) + 1:
+                        raise RuntimeError(f"fit_native reported epoch {epoch} after {len(epoch_times)} epoch(s): "
+                                           "call epoch_end once per epoch, in order")  # fmt: skip
+                    took = float(took)
+                    if not (np.isfinite(took) and took >= 0):
+                        raise RuntimeError(f"fit_native reported an epoch time of {took!r} s")
+                    epoch_times.append(took)
+                    elapsed += took
+                    if running is not None:
+                        _finite("training loss", running)
+                    stage = "predict"
+                    point = evaluate_epoch(backend, task, spec, (X_train, y_train, X_val, y_val), epoch, took, elapsed,
+                                           running)  # fmt: skip
+                    record["curve"].append(point)
+                    if record.get("time_to_target_s") is None and metrics.reached(
+                        task.target_metric, point[target_metric], task.target
+                    ):
+                        record["time_to_target_s"] = elapsed
+                        record["epochs_to_target"] = epoch
+                    emit({"type": "epoch", "id": job["id"], "epoch": epoch, "epochs": spec.epochs,
+                          "train_loss": point["train_loss"], "val_loss": point["val_loss"]})  # fmt: skip
+                    if stopping.active:
+                        if stopping.update(epoch, point["val_loss"]) and spec.restore_best:
+                            if rebuild:
+                                best_weights = [(W.copy(), b.copy()) for W, b in backend.get_weights()]
+                            else:
+                                best_p_test = backend.predict(X_test)
+                        if stopping.should_stop:
+                            record["stopped_early"] = asked_to_stop = True
+                    stage = "fit_native"
+                    eval_cpu += time.process_time() - c0
+                    eval_wall += time.perf_counter() - w0
+                    return asked_to_stop
+
                 backend.sync()
-                t0, c0 = time.perf_counter(), time.process_time()
-                running = backend.train_epoch(X_train, y_train, batches)
+                c0, w0 = time.process_time(), time.perf_counter()
+                fit = backend.fit_native(spec, seed, X_train, y_train, X_val, y_val, epoch_end) or NativeFit()
                 backend.sync()
-                took = time.perf_counter() - t0
-                cpu += time.process_time() - c0
-                epoch_times.append(took)
-                elapsed += took
-                if running is not None:
-                    _finite("training loss", running)
-                # Evaluation is not timed: the core computes every loss and metric from predictions.
-                stage = "predict"
-                point = evaluate_epoch(backend, task, spec, (X_train, y_train, X_val, y_val), epoch + 1, took, elapsed,
-                                       running)  # fmt: skip
-                record["curve"].append(point)
-                if record.get("time_to_target_s") is None and metrics.reached(
-                    task.target_metric, point[target_metric], task.target
-                ):
-                    record["time_to_target_s"] = elapsed
-                    record["epochs_to_target"] = epoch + 1
-                emit({"type": "epoch", "id": job["id"], "epoch": epoch + 1, "epochs": spec.epochs,
-                      "train_loss": point["train_loss"], "val_loss": point["val_loss"]})  # fmt: skip
+                # The whole call without the runner's evaluation: build and the framework's set-up outside
+                # any epoch (a tf.data pipeline, tracing before the first epoch) included.
+                record["fit_time_s"] = time.perf_counter() - w0 - eval_wall
+                cpu = time.process_time() - c0 - eval_cpu
+                record["timing"] = fit.timing
+                if fit.timing == "whole_call":
+                    if stopping.active:
+                        raise RuntimeError("fit_native returned whole_call timing, but the runner's early stopping "
+                                           "needs epoch_end: declare the framework's own in native_early_stopping")
+                    stage = "predict"
+                    whole_call = _whole_call_curve(backend, task, spec, (X_train, y_train, X_val, y_val), fit,
+                                                   epoch_times, record)  # fmt: skip
+                    elapsed = whole_call.train_time_s
+                    emit({"type": "epoch", "id": job["id"], "epoch": whole_call.epochs_run, "epochs": spec.epochs,
+                          "train_loss": record["curve"][-1]["train_loss"],
+                          "val_loss": record["curve"][-1]["val_loss"]})  # fmt: skip
+                elif fit.timing != "per_epoch":
+                    raise RuntimeError(f"fit_native returned timing {fit.timing!r}; expected {' or '.join(TIMINGS)}")
+                elif not epoch_times:
+                    raise RuntimeError("fit_native returned per-epoch timing but called epoch_end for no epoch")
                 if stopping.active:
-                    if stopping.update(epoch + 1, point["val_loss"]) and spec.restore_best:
-                        if rebuild:
-                            best_weights = [(W.copy(), b.copy()) for W, b in backend.get_weights()]
-                        else:
-                            best_p_test = backend.predict(X_test)
-                    if stopping.should_stop:
-                        record["stopped_early"] = True
-                        break
-            if stopping.active:
-                record["best_epoch"] = stopping.best_epoch
-                record.setdefault("stopped_early", False)
-                record["restored_best"] = bool(spec.restore_best and stopping.best_epoch != len(epoch_times))
-                if record["restored_best"] and best_weights is not None:
-                    stage = "restore best weights"
-                    backend.build(spec, best_weights, seed)
+                    record["best_epoch"] = stopping.best_epoch
+                    record.setdefault("stopped_early", False)
+                    record["restored_best"] = bool(spec.restore_best and stopping.best_epoch != len(epoch_times))
+                    if record["restored_best"] and best_weights is not None:
+                        stage = "restore best weights"
+                        backend.build(spec, best_weights, seed)
+                elif own:  # the framework's own early stopping: what it reports
+                    record.update(best_epoch=fit.best_epoch, stopped_early=fit.stopped_early,
+                                  restored_best=fit.restored_best)  # fmt: skip
+            else:
+                record["timing"] = "per_epoch"
+                record["early_stopping"] = "runner" if spec.patience else None
+                weights = initial_weights(spec, seed) if backend.accepts_weights else None
+                t0 = time.perf_counter()
+                backend.build(spec, weights, seed)
+                record["build_s"] = time.perf_counter() - t0
+                stopping = EarlyStopping(spec.patience, spec.min_delta)
+                best_weights, best_p_test = None, None
+                # Restoring by rebuilding from the best (W, b) works for every backend that takes weights;
+                # the others (and state beyond W, b) are scored on the test set at the best epoch instead.
+                rebuild = backend.accepts_weights and getattr(spec, "batch_norm", "none") == "none"
+                for epoch in range(spec.epochs):
+                    batches = batch_order(len(X_train), spec.batch_size, seed, epoch)
+                    stage = "train_epoch"
+                    backend.sync()
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    running = backend.train_epoch(X_train, y_train, batches)
+                    backend.sync()
+                    took = time.perf_counter() - t0
+                    cpu += time.process_time() - c0
+                    epoch_times.append(took)
+                    elapsed += took
+                    if running is not None:
+                        _finite("training loss", running)
+                    # Evaluation is not timed: the core computes every loss and metric from predictions.
+                    stage = "predict"
+                    point = evaluate_epoch(backend, task, spec, (X_train, y_train, X_val, y_val), epoch + 1, took,
+                                           elapsed, running)  # fmt: skip
+                    record["curve"].append(point)
+                    if record.get("time_to_target_s") is None and metrics.reached(
+                        task.target_metric, point[target_metric], task.target
+                    ):
+                        record["time_to_target_s"] = elapsed
+                        record["epochs_to_target"] = epoch + 1
+                    emit({"type": "epoch", "id": job["id"], "epoch": epoch + 1, "epochs": spec.epochs,
+                          "train_loss": point["train_loss"], "val_loss": point["val_loss"]})  # fmt: skip
+                    if stopping.active:
+                        if stopping.update(epoch + 1, point["val_loss"]) and spec.restore_best:
+                            if rebuild:
+                                best_weights = [(W.copy(), b.copy()) for W, b in backend.get_weights()]
+                            else:
+                                best_p_test = backend.predict(X_test)
+                        if stopping.should_stop:
+                            record["stopped_early"] = True
+                            break
+                if stopping.active:
+                    record["best_epoch"] = stopping.best_epoch
+                    record.setdefault("stopped_early", False)
+                    record["restored_best"] = bool(spec.restore_best and stopping.best_epoch != len(epoch_times))
+                    if record["restored_best"] and best_weights is not None:
+                        stage = "restore best weights"
+                        backend.build(spec, best_weights, seed)
             stage = "predict"
             p_test = backend.predict(X_test)  # warm-up and the predictions we score
             if record.get("restored_best") and best_p_test is not None:
@@ -208,6 +344,9 @@ def execute(
     steady = epoch_times[1:] or epoch_times
     record["epoch_time_s"] = float(np.median(steady)) if steady else None
     record["epoch_time_iqr_s"] = _iqr(steady)
+    if whole_call is not None:  # one time for the whole call: the mean epoch; the first epoch's overhead is inside
+        record["epochs_run"] = whole_call.epochs_run
+        record["epoch_time_s"] = whole_call.train_time_s / max(whole_call.epochs_run, 1)
     # Work per epoch (matrix-multiply FLOPs, mlpbench/flops.py) and the steady-state throughput.
     record["flops_per_epoch"] = flops.training_flops(spec, len(X_train))
     record["train_gflops"] = flops.gflops(record["flops_per_epoch"], record["epoch_time_s"])
