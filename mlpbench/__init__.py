@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .backend import Backend, Weights
+from .backend import Backend, NativeFit, Weights
 from .experiment import Experiment, ExperimentError
 from .spec import ModelSpec
 from .task import Split, Task
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
-    "Backend", "Experiment", "ExperimentError", "ModelSpec", "Split", "Task", "Weights",
+    "Backend", "Experiment", "ExperimentError", "ModelSpec", "NativeFit", "Split", "Task", "Weights",
     "load_results", "resume", "run", "__version__",
 ]  # fmt: skip
 

@@ -125,7 +125,8 @@ class UnitRunner:
             if why:
                 self.finish(job, {**where, "status": Status.UNAVAILABLE, "error": why})
                 continue
-            why = backend.skip(ModelSpec.from_dict(job.spec))
+            spec = ModelSpec.from_dict(job.spec)
+            why = backend.skip(spec) or backend.skip_mode(spec, job.mode)
             if why:
                 self.finish(job, {**where, "status": Status.SKIPPED, "error": why})
                 continue

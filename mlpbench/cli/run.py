@@ -187,7 +187,8 @@ def cmd(args: argparse.Namespace) -> int:
     if phases.get("overhead_ratio"):
         steps = ", ".join(f"{k} {v:.1f}" for k, v in phases["phases_s"].items())
         print(f"\nWall time {phases['wall_s']:.1f} s ({steps}); timed training {phases['training_s']:.1f} s, "
-              f"framework imports {phases['imports_s']:.1f} s: {phases['overhead_ratio']:.2f}x")  # fmt: skip
+              f"framework imports {phases['imports_s']:.1f} s ({phases['overhead_ratio']:.2f}x); untimed evaluation "
+              f"between epochs {phases['evaluation_s']:.1f} s")  # fmt: skip
     print(f"\nResults: {out}")
     return EXIT_FAILED_JOBS if any(r.get("status") in FAILED for r in outcome.records) else EXIT_OK
 

@@ -82,6 +82,7 @@ def evaluate_epoch(
     running: float | None,
 ) -> dict[str, Any]:
     """One point of the curve: losses and validation metrics computed by the core from predictions (untimed)."""
+    t_eval = time.perf_counter()
     X_train, y_train, X_val, y_val = data
     p_train, p_val = backend.predict(X_train), backend.predict(X_val)
     point = {"epoch": epoch, "epoch_time_s": took, "elapsed_s": elapsed,
@@ -95,6 +96,7 @@ def evaluate_epoch(
     _finite("validation loss computed from the predictions", point["val_loss"])
     for name, value in metrics.evaluate(task.kind, y_val, p_val).items():
         point[f"val_{name}"] = value
+    point["eval_s"] = time.perf_counter() - t_eval  # what the (untimed) evaluation cost, for the harness figures
     return point
 
 
@@ -339,6 +341,7 @@ def execute(
     record["cpu_time_s"] = cpu
     record["job_cpu_time_s"] = time.process_time() - cpu0
     record["epochs_run"] = len(epoch_times)
+    record["eval_s"] = sum(p.get("eval_s") or 0.0 for p in record["curve"])
     record["train_time_s"] = elapsed
     record["first_epoch_s"] = epoch_times[0] if epoch_times else None
     steady = epoch_times[1:] or epoch_times
