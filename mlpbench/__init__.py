@@ -1,9 +1,9 @@
 """mlpbench: train the same multilayer perceptron on several backends and compare them.
 
-    import mlpbench
-    results = mlpbench.run(mlpbench.Experiment(backends=["numpy", "torch"], tasks=["digits"],
-                                               grid={"hidden": [16, 64, 256]}))
-    results.runs.groupby(["backend", "grid_hidden"])["epoch_time_s"].median()
+import mlpbench
+results = mlpbench.run(mlpbench.Experiment(backends=["numpy", "torch"], tasks=["digits"],
+                                           grid={"hidden": [16, 64, 256]}))
+results.runs.groupby(["backend", "grid_hidden"])["epoch_time_s"].median()
 """
 
 from __future__ import annotations
@@ -23,9 +23,19 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
-    "Backend", "Experiment", "ExperimentError", "ModelSpec", "NativeFit", "Split", "Task", "Weights",
-    "load_results", "resume", "run", "__version__",
-]  # fmt: skip
+    "Backend",
+    "Experiment",
+    "ExperimentError",
+    "ModelSpec",
+    "NativeFit",
+    "Split",
+    "Task",
+    "Weights",
+    "load_results",
+    "resume",
+    "run",
+    "__version__",
+]
 
 
 def load_results(path: str | Path) -> Results:

@@ -44,8 +44,14 @@ def _machine() -> dict[str, Any]:
     return {"matmul_gflops": round(env.matmul_gflops(1), 2), "cores_total": os.cpu_count()}
 
 
-def run_unit_task(jobs: list[dict[str, Any]], plugins: list[str], timeout_s: float, concurrency: int,
-                  queue_name: str, files: dict[str, bytes]) -> list[str]:  # fmt: skip
+def run_unit_task(
+    jobs: list[dict[str, Any]],
+    plugins: list[str],
+    timeout_s: float,
+    concurrency: int,
+    queue_name: str,
+    files: dict[str, bytes],
+) -> list[str]:
     """Run one unit on this Dask worker; put every record on the queue; return the ids done.
 
     `files` maps a csv path to its bytes, for workers that cannot read the path.
@@ -89,8 +95,9 @@ def _client(experiment: Experiment) -> tuple[Any, Any]:
     return Client(cluster), cluster
 
 
-def run_on_dask(registry: Registry, store: ResultsStore, jobs: list[Job], experiment: Experiment,
-                show_progress: bool = False) -> tuple[list[dict[str, Any]], str | None]:  # fmt: skip
+def run_on_dask(
+    registry: Registry, store: ResultsStore, jobs: list[Job], experiment: Experiment, show_progress: bool = False
+) -> tuple[list[dict[str, Any]], str | None]:
     """Run the pending jobs on Dask; return the new records and the signal that stopped the run (or None)."""
     from distributed import Queue
 
@@ -120,9 +127,20 @@ def run_on_dask(registry: Registry, store: ResultsStore, jobs: list[Job], experi
             queue = Queue(f"mlpbench-{uuid.uuid4().hex}", client=client)
             files = _travelling_files(pending)
             units = group_units(pending, slots)
-            futures = {client.submit(run_unit_task, [j.to_message() for j in unit], list(experiment.plugins),
-                                     experiment.timeout_s, slots, queue.name, files, pure=False, retries=2): unit
-                       for unit in units}  # fmt: skip
+            futures = {
+                client.submit(
+                    run_unit_task,
+                    [j.to_message() for j in unit],
+                    list(experiment.plugins),
+                    experiment.timeout_s,
+                    slots,
+                    queue.name,
+                    files,
+                    pure=False,
+                    retries=2,
+                ): unit
+                for unit in units
+            }
             written = set(done)
 
             def write(record: dict[str, Any]) -> None:

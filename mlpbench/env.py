@@ -13,13 +13,30 @@ from pathlib import Path
 from typing import Any
 
 # Distributions whose versions are recorded when installed (read from metadata, never imported).
-_TRACKED = ("numpy", "pandas", "scikit-learn", "torch", "tensorflow-cpu", "tensorflow", "keras", "jax", "jaxlib",
-            "threadpoolctl", "matplotlib")  # fmt: skip
+_TRACKED = (
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "torch",
+    "tensorflow-cpu",
+    "tensorflow",
+    "keras",
+    "jax",
+    "jaxlib",
+    "threadpoolctl",
+    "matplotlib",
+)
 
 THREAD_VARIABLES = (
-    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
-)  # fmt: skip
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+)
 
 
 def thread_env(threads: int) -> dict[str, str]:
@@ -61,8 +78,13 @@ def git_commit(path: str | Path | None = None) -> str | None:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5)
         if commit.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
-                               capture_output=True, text=True, timeout=5)  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
         return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None

@@ -138,8 +138,9 @@ class UnitRunner:
             n = self._started[unit.label] = self._started.get(unit.label, 0) + 1
         log = self.log_dir / f"worker-{_safe(unit.label)}-t{unit.jobs[0].threads}-{n}.log"
         self.on_event("worker_start", {"backend": unit.label})
-        worker = Worker(choice, cls, unit.jobs[0].threads, self.registry.plugin_files, log, self.worker_env,
-                        cores=unit.cores)  # fmt: skip
+        worker = Worker(
+            choice, cls, unit.jobs[0].threads, self.registry.plugin_files, log, self.worker_env, cores=unit.cores
+        )
         with self._lock:
             self._active.add(worker)
         try:
@@ -150,12 +151,21 @@ class UnitRunner:
             ready = {"type": "init_error", "error": f"worker did not start in {STARTUP_TIMEOUT_S:.0f} s"}
         if ready.get("type") != "ready":
             self._drop(worker)
-            failure = {**info, "status": Status.ERROR, "error": f"worker start failed: {ready.get('error')}",
-                       "traceback": ready.get("traceback")}  # fmt: skip
+            failure = {
+                **info,
+                "status": Status.ERROR,
+                "error": f"worker start failed: {ready.get('error')}",
+                "traceback": ready.get("traceback"),
+            }
             return None, failure
         self.on_event("worker_ready", {"backend": unit.label, **ready})
-        return worker, {**info, "worker_import_s": ready.get("import_s"), "versions": ready.get("versions"),
-                        "blas": ready.get("blas"), "cpu": ready.get("cpu")}  # fmt: skip
+        return worker, {
+            **info,
+            "worker_import_s": ready.get("import_s"),
+            "versions": ready.get("versions"),
+            "blas": ready.get("blas"),
+            "cpu": ready.get("cpu"),
+        }
 
     def _drop(self, worker: Worker) -> None:
         worker.stop(kill=True)

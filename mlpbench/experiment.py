@@ -86,7 +86,9 @@ class Experiment:
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(data) - set(names))
         if unknown:
-            raise ExperimentError(f"{source}: unknown key {', '.join(map(repr, unknown))}; valid keys: {', '.join(names)}")
+            raise ExperimentError(
+                f"{source}: unknown key {', '.join(map(repr, unknown))}; valid keys: {', '.join(names)}"
+            )
         values = {}
         for key, value in data.items():
             values[key] = _check_type(source, key, value)
@@ -106,7 +108,9 @@ class Experiment:
 
     def to_toml(self) -> str:
         """The experiment file that reproduces this experiment."""
-        header = "# mlpbench experiment: `python run_bench.py run --config THIS_FILE --out DIR` runs these jobs again.\n"
+        header = (
+            "# mlpbench experiment: `python run_bench.py run --config THIS_FILE --out DIR` runs these jobs again.\n"
+        )
         return header + tomli_w.dumps(self.to_dict())
 
     def write(self, directory: str | Path) -> Path:
@@ -121,16 +125,17 @@ class Experiment:
         return parse_backend_list(",".join(self.backends or []))
 
     def resolved(self, registry: Registry, keep_broken: bool = True) -> Experiment:
-        """A validated copy with the default backend list filled in and file names absolute.
-
-        """
+        """A validated copy with the default backend list filled in and file names absolute."""
         exp = dataclasses.replace(self)
         if exp.backends is None:
             exp.backends = default_backends(registry, keep_broken)
         exp.plugins = [str(Path(p).expanduser().absolute()) for p in exp.plugins]
         csv = exp.task_params.get("csv")
         if csv and isinstance(csv.get("path"), str):
-            exp.task_params = {**exp.task_params, "csv": {**csv, "path": str(Path(csv["path"]).expanduser().absolute())}}
+            exp.task_params = {
+                **exp.task_params,
+                "csv": {**csv, "path": str(Path(csv["path"]).expanduser().absolute())},
+            }
         exp.validate(registry)
         exp.overrides = {k: canonical_spec_value(k, v) for k, v in exp.overrides.items()}
         choices = exp.backend_choices()
@@ -285,7 +290,9 @@ def _check_overrides(where: str, overrides: dict[str, Any]) -> None:
     fields = {f.name for f in dataclasses.fields(ModelSpec)} - set(FIXED_FIELDS)
     for key, value in overrides.items():
         if key not in fields:
-            raise ExperimentError(f"{where}: unknown ModelSpec field {key!r}; valid fields: {', '.join(sorted(fields))}")
+            raise ExperimentError(
+                f"{where}: unknown ModelSpec field {key!r}; valid fields: {', '.join(sorted(fields))}"
+            )
         try:
             parsed = parse_field(key, _as_text(key, value))
         except ValueError as exc:
@@ -329,13 +336,17 @@ _TYPES: dict[str, tuple[str, Any]] = {
     "tasks": ("a list of task names", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
     "task_params": (
         "a table of tables: [task_params.moons] noise = 0.3",
-        lambda v: isinstance(v, dict)
-        and all(isinstance(t, dict) and all(isinstance(x, _SCALAR) for x in t.values()) for t in v.values()),
+        lambda v: (
+            isinstance(v, dict)
+            and all(isinstance(t, dict) and all(isinstance(x, _SCALAR) for x in t.values()) for t in v.values())
+        ),
     ),
     "seeds": (
         "a count (3) or a list of integers ([0, 5, 9])",
-        lambda v: (isinstance(v, int) and not isinstance(v, bool) and v >= 1)
-        or (isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)),
+        lambda v: (
+            (isinstance(v, int) and not isinstance(v, bool) and v >= 1)
+            or (isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v))
+        ),
     ),
     "overrides": (
         "a table of ModelSpec fields: [overrides] lr = 0.01",

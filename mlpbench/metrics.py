@@ -97,8 +97,17 @@ METRICS = {
     "mae": mae,
     "r2": r2,
 }
-HIGHER_IS_BETTER = {"accuracy": True, "precision": True, "recall": True, "f1": True, "r2": True,
-                    "log_loss": False, "mse": False, "rmse": False, "mae": False}  # fmt: skip
+HIGHER_IS_BETTER = {
+    "accuracy": True,
+    "precision": True,
+    "recall": True,
+    "f1": True,
+    "r2": True,
+    "log_loss": False,
+    "mse": False,
+    "rmse": False,
+    "mae": False,
+}
 _CLASSIFICATION = ("accuracy", "precision", "recall", "f1", "log_loss")
 METRICS_BY_KIND = {"binary": _CLASSIFICATION, "multiclass": _CLASSIFICATION, "regression": ("r2", "mse", "rmse", "mae")}
 

@@ -45,8 +45,18 @@ class Job:
 
     def __post_init__(self) -> None:
         if not self.id:
-            identity = [self.backend_name, self.backend_options, self.task, self.task_params, self.seed, self.spec,
-                        self.threads, self.mode, self.grid_point, self.data_fingerprint]  # fmt: skip
+            identity = [
+                self.backend_name,
+                self.backend_options,
+                self.task,
+                self.task_params,
+                self.seed,
+                self.spec,
+                self.threads,
+                self.mode,
+                self.grid_point,
+                self.data_fingerprint,
+            ]
             digest = hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
             self.id = f"{self.backend}/{self.task}/seed={self.seed}/{digest}"
 
@@ -136,20 +146,34 @@ def make_plan(
                     for seed in experiment.seeds:
                         fp, n_train = _fingerprint(task, seed, prints) if fingerprints else (None, None)
                         if notes is not None and n_train is not None and spec.batch_size > n_train:
-                            note = (f"task {task_name}{' at ' + _point_text(point) if point else ''}: batch_size "
-                                    f"{spec.batch_size} is larger than the training set ({n_train} samples); every "
-                                    "epoch is one full batch")  # fmt: skip
+                            note = (
+                                f"task {task_name}{' at ' + _point_text(point) if point else ''}: batch_size "
+                                f"{spec.batch_size} is larger than the training set ({n_train} samples); every "
+                                "epoch is one full batch"
+                            )
                             if note not in notes:
                                 notes.append(note)
                         jobs.append(
-                            Job(backend=backend.label, backend_name=backend.name, backend_options=dict(backend.options),
-                                task=task_name, task_params=_plain(params), seed=seed, spec=spec.to_dict(),
-                                threads=threads, mode=mode, grid_point=_plain(point), data_fingerprint=fp)
-                        )  # fmt: skip
+                            Job(
+                                backend=backend.label,
+                                backend_name=backend.name,
+                                backend_options=dict(backend.options),
+                                task=task_name,
+                                task_params=_plain(params),
+                                seed=seed,
+                                spec=spec.to_dict(),
+                                threads=threads,
+                                mode=mode,
+                                grid_point=_plain(point),
+                                data_fingerprint=fp,
+                            )
+                        )
     return jobs
 
 
-def _fingerprint(task: Task, seed: int, cache: dict[str, tuple[str | None, int | None]]) -> tuple[str | None, int | None]:
+def _fingerprint(
+    task: Task, seed: int, cache: dict[str, tuple[str | None, int | None]]
+) -> tuple[str | None, int | None]:
     """The data fingerprint of a task's split for `seed` and its training-set size (None, None: not loadable)."""
     key = json.dumps([task.name, task.config, seed], sort_keys=True, default=str)
     if key not in cache:

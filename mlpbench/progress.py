@@ -19,10 +19,20 @@ class Progress:
     def __init__(self, enabled: bool = True) -> None:
         self.console = Console(stderr=True)
         self.live = enabled and self.console.is_terminal
-        self._bar = RichProgress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=self.console,
-        ) if self.live else None  # fmt: skip
+        self._bar = (
+            RichProgress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("epochs"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=self.console,
+            )
+            if self.live
+            else None
+        )
         self._task_id = None
         self._job_epochs: dict[str, int] = {}
 
@@ -59,12 +69,15 @@ class Progress:
         elif kind == "job_start":
             job = data["job"]
             self._job_epochs[job.id] = 0
-            self._describe(f"{job.backend} · {job.task}{_point(job.grid_point)} · seed {job.seed} · epoch 0/{job.spec['epochs']}")
+            self._describe(
+                f"{job.backend} · {job.task}{_point(job.grid_point)} · seed {job.seed} · epoch 0/{job.spec['epochs']}"
+            )
         elif kind == "epoch":
             job = data["job"]
             self._job_epochs[job.id] = data["epoch"]
             self._describe(
-                f"{job.backend} · {job.task}{_point(job.grid_point)} · seed {job.seed} · epoch {data['epoch']}/{data['epochs']}"
+                f"{job.backend} · {job.task}{_point(job.grid_point)} · seed {job.seed} · "
+                f"epoch {data['epoch']}/{data['epochs']}"
             )
             if self._bar:
                 self._bar.advance(self._task_id, 1)

@@ -110,6 +110,12 @@ def compute(registry: Registry, jobs: list[Any]) -> list[dict[str, Any]]:
             for row in reference_scores(task, job.seed, job.data_fingerprint):
                 rows.append({"task": job.task, "task_params": job.task_params, **row})
         except Exception as exc:  # noqa: BLE001 - a reference is an extra: it never stops or fails a run
-            rows.append({"task": job.task, "task_params": job.task_params, "seed": job.seed,
-                         "error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
+            rows.append(
+                {
+                    "task": job.task,
+                    "task_params": job.task_params,
+                    "seed": job.seed,
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
+            )
     return rows

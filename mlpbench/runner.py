@@ -68,8 +68,14 @@ class Runner:
         slots = core_sets(self.jobs, threads)
         # Workers share the run's data splits through this directory (see worker.SplitCache).
         split_cache = tempfile.TemporaryDirectory(prefix="mlpbench-splits-")
-        units = UnitRunner(self.registry, self.timeout_s, self.store.path / "logs", self._finish, self._event,
-                           {SPLIT_CACHE_ENV: split_cache.name})  # fmt: skip
+        units = UnitRunner(
+            self.registry,
+            self.timeout_s,
+            self.store.path / "logs",
+            self._finish,
+            self._event,
+            {SPLIT_CACHE_ENV: split_cache.name},
+        )
         stopped: list[str] = []
 
         def interrupt(signum: int, frame: object) -> None:
@@ -148,8 +154,14 @@ class Runner:
                 continue
 
 
-def run_with_progress(registry: Registry, store: ResultsStore, jobs: list[Job], timeout_s: float,
-                      show_progress: bool = True, concurrency: int = 1) -> tuple[list[dict[str, Any]], str | None]:  # fmt: skip
+def run_with_progress(
+    registry: Registry,
+    store: ResultsStore,
+    jobs: list[Job],
+    timeout_s: float,
+    show_progress: bool = True,
+    concurrency: int = 1,
+) -> tuple[list[dict[str, Any]], str | None]:
     """Run `jobs` with the live progress display; return the new records and the signal that
     interrupted the run (None when it finished)."""
     from .progress import Progress

@@ -39,12 +39,19 @@ def scaling_rows(records: list[dict[str, Any]], peak_gflops: float | None = None
         params = r.get("task_params") or {}
         flops = r.get("flops_per_epoch") or training_flops(spec, int(r["n_train"]))
         gflops = flops / r["epoch_time_s"] / 1e9
-        rows.append({
-            "backend": r["backend"], "n_samples": int(r["n_train"]), "width": int(params.get("width", spec.hidden[0])),
-            "depth": len(spec.hidden), "batch_size": spec.batch_size, "flops_per_epoch": flops,
-            "epoch_time_s": r["epoch_time_s"], "gflops": gflops,
-            "fraction_of_peak": gflops / peak_gflops if peak_gflops else None,
-        })  # fmt: skip
+        rows.append(
+            {
+                "backend": r["backend"],
+                "n_samples": int(r["n_train"]),
+                "width": int(params.get("width", spec.hidden[0])),
+                "depth": len(spec.hidden),
+                "batch_size": spec.batch_size,
+                "flops_per_epoch": flops,
+                "epoch_time_s": r["epoch_time_s"],
+                "gflops": gflops,
+                "fraction_of_peak": gflops / peak_gflops if peak_gflops else None,
+            }
+        )
     rows.sort(key=lambda row: (row["backend"], row["flops_per_epoch"]))
     return rows
 
@@ -114,13 +121,22 @@ def print_table(rows: list[dict[str, Any]], slopes: dict[str, float], peak: floa
         table.add_column(col, justify="left" if col == "backend" else "right")
     for r in rows:
         share = f"{100 * r['fraction_of_peak']:.0f}%" if r["fraction_of_peak"] is not None else "-"
-        table.add_row(r["backend"], f"{r['n_samples']:,}", str(r["width"]), f"{r['flops_per_epoch'] / 1e9:.3g}",
-                      _fmt_time(r["epoch_time_s"]), f"{r['gflops']:.3g}", share)  # fmt: skip
+        table.add_row(
+            r["backend"],
+            f"{r['n_samples']:,}",
+            str(r["width"]),
+            f"{r['flops_per_epoch'] / 1e9:.3g}",
+            _fmt_time(r["epoch_time_s"]),
+            f"{r['gflops']:.3g}",
+            share,
+        )
     console.print(table)
     if peak:
         console.print(f"Measured float32 matmul peak of this machine (same thread budget): {peak:g} GFLOP/s")
     for backend in dict.fromkeys(r["backend"] for r in rows):
         best = max((r for r in rows if r["backend"] == backend), key=lambda r: r["gflops"])
         slope = f"slope {slopes[backend]:.2f}" if backend in slopes else "slope n/a (one size)"
-        console.print(f"  {backend:<10} log-log {slope}; best {best['gflops']:.3g} GFLOP/s at "
-                      f"{best['n_samples']:,} samples x width {best['width']}")  # fmt: skip
+        console.print(
+            f"  {backend:<10} log-log {slope}; best {best['gflops']:.3g} GFLOP/s at "
+            f"{best['n_samples']:,} samples x width {best['width']}"
+        )

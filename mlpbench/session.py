@@ -150,12 +150,19 @@ class Phases:
         wall = time.perf_counter() - self.start
         training = sum(r.get("train_time_s") or 0.0 for r in records)
         # Jobs of one worker share its start-up: count each worker's import once.
-        starts = {(r.get("backend"), r.get("threads"), r["worker_import_s"]) for r in records if r.get("worker_import_s")}
+        starts = {
+            (r.get("backend"), r.get("threads"), r["worker_import_s"]) for r in records if r.get("worker_import_s")
+        }
         imports = sum(s for _, _, s in starts)
         evaluation = sum(r.get("eval_s") or 0.0 for r in records)
-        return {"wall_s": wall, "phases_s": self.seconds, "training_s": training, "imports_s": imports,
-                "evaluation_s": evaluation,
-                "overhead_ratio": wall / (training + imports) if training + imports > 0 else None}  # fmt: skip
+        return {
+            "wall_s": wall,
+            "phases_s": self.seconds,
+            "training_s": training,
+            "imports_s": imports,
+            "evaluation_s": evaluation,
+            "overhead_ratio": wall / (training + imports) if training + imports > 0 else None,
+        }
 
 
 @contextlib.contextmanager

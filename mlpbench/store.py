@@ -180,9 +180,19 @@ class Results:
 
 
 _RUN_COLUMNS = [
-    "id", "backend", "task", "seed", "status", "error", "train_time_s", "epoch_time_s", "first_epoch_s",
-    "time_to_target_s", "predict_time_s", "peak_rss_mb",
-]  # fmt: skip
+    "id",
+    "backend",
+    "task",
+    "seed",
+    "status",
+    "error",
+    "train_time_s",
+    "epoch_time_s",
+    "first_epoch_s",
+    "time_to_target_s",
+    "predict_time_s",
+    "peak_rss_mb",
+]
 _CURVE_COLUMNS = ["id", "backend", "task", "seed", "epoch", "train_loss", "val_loss", "elapsed_s"]
 
 
@@ -201,8 +211,9 @@ def records_to_frames(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.D
                 row[key] = json.dumps(row[key], sort_keys=True)
         rows.append(row)
         for point in r.get("curve") or []:
-            curve_rows.append({"id": r.get("id"), "backend": r.get("backend"), "task": r.get("task"),
-                               "seed": r.get("seed"), **point})  # fmt: skip
+            curve_rows.append(
+                {"id": r.get("id"), "backend": r.get("backend"), "task": r.get("task"), "seed": r.get("seed"), **point}
+            )
     runs = pd.DataFrame(rows)
     for col in _RUN_COLUMNS:
         if col not in runs:
@@ -228,8 +239,9 @@ def load_results(path: str | Path) -> Results:
     if not store.runs_path.exists():
         raise FileNotFoundError(f"{path}: not a results directory (no {RUNS_FILE})")
     runs, curves = records_to_frames(store.records())
-    return Results(runs=runs, curves=curves, env=store.read_json(ENV_FILE), config=store.read_json(CONFIG_FILE),
-                   path=store.path)  # fmt: skip
+    return Results(
+        runs=runs, curves=curves, env=store.read_json(ENV_FILE), config=store.read_json(CONFIG_FILE), path=store.path
+    )
 
 
 def export_csv(store: ResultsStore) -> None:

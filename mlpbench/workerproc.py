@@ -31,9 +31,16 @@ class WorkerDied(Exception):
 class Worker:
     """A backend's worker subprocess and its JSON-lines pipe."""
 
-    def __init__(self, choice: BackendChoice, backend_cls: type, threads: int, plugins: tuple[str, ...],
-                 log_path: Path, extra_env: dict[str, str] | None = None,
-                 cores: list[int] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        choice: BackendChoice,
+        backend_cls: type,
+        threads: int,
+        plugins: tuple[str, ...],
+        log_path: Path,
+        extra_env: dict[str, str] | None = None,
+        cores: list[int] | None = None,
+    ) -> None:
         env = {**os.environ, **thread_env(threads), **backend_cls.worker_env(dict(choice.options)), **(extra_env or {})}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env["PYTHONUNBUFFERED"] = "1"
@@ -43,12 +50,22 @@ class Worker:
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(
             _command(cores),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=env,
             start_new_session=True,  # Ctrl-C reaches the runner only; the runner stops the worker
-        )  # fmt: skip
+        )
         self._buffer = b""
-        self.send({"type": "init", "backend": choice.name, "options": dict(choice.options), "plugins": list(plugins),
-                   "threads": threads})  # fmt: skip
+        self.send(
+            {
+                "type": "init",
+                "backend": choice.name,
+                "options": dict(choice.options),
+                "plugins": list(plugins),
+                "threads": threads,
+            }
+        )
 
     def send(self, message: dict[str, Any]) -> None:
         """Write one message; a dead worker raises WorkerDied."""

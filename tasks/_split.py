@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from typing import Any, ClassVar
+
+import numpy as np
 
 from mlpbench import Split, Task
 
@@ -15,7 +15,7 @@ SCALERS = ("standard", "minmax", "none")
 
 
 class ScaledTask(Task):
-    """A built-in task whose features are preprocessed by the `scaler` parameter (``--task-param TASK.scaler=minmax``)."""
+    """A built-in task whose features are scaled by its `scaler` parameter (``--task-param digits.scaler=minmax``)."""
 
     params: ClassVar[dict[str, Any]] = {"scaler": "standard"}
 

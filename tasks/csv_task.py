@@ -76,8 +76,15 @@ class CsvTask(ScaledTask):
     kind = "auto"  # per instance: resolved from the file
     target_metric = "accuracy"
     target = 0.9
-    params = {**ScaledTask.params, "path": "", "target": "", "kind": "auto", "sep": "auto", "decimal": "auto",
-              "na_values": None}  # fmt: skip
+    params = {
+        **ScaledTask.params,
+        "path": "",
+        "target": "",
+        "kind": "auto",
+        "sep": "auto",
+        "decimal": "auto",
+        "na_values": None,
+    }
     description = "your own CSV file (--csv-path FILE --csv-target COLUMN)"
 
     def __init__(self, **params: Any) -> None:

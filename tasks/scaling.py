@@ -67,10 +67,16 @@ class Scaling(Task):
 
     def spec(self) -> ModelSpec:
         spec = ModelSpec(
-            n_inputs=self._int("n_features"), n_outputs=N_CLASSES, hidden=(self._int("width"),) * self._int("depth"),
-            activation="relu", loss="cross_entropy", optimizer="adam", lr=1e-3,
-            batch_size=self._int("batch_size"), epochs=3,
-        )  # fmt: skip
+            n_inputs=self._int("n_features"),
+            n_outputs=N_CLASSES,
+            hidden=(self._int("width"),) * self._int("depth"),
+            activation="relu",
+            loss="cross_entropy",
+            optimizer="adam",
+            lr=1e-3,
+            batch_size=self._int("batch_size"),
+            epochs=3,
+        )
         if self.config["epochs"] != "auto":
             return spec.replace(epochs=self._int("epochs"))
         return spec.replace(epochs=2 if training_flops(spec, self._int("n_samples")) > BIG_EPOCH_FLOPS else 3)

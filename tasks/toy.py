@@ -27,9 +27,16 @@ class XOR(Task):
 
     def spec(self) -> ModelSpec:
         return ModelSpec(
-            n_inputs=2, n_outputs=1, hidden=(8,), activation="tanh", loss="binary_cross_entropy",
-            optimizer="adam", lr=0.05, batch_size=4, epochs=200,
-        )  # fmt: skip
+            n_inputs=2,
+            n_outputs=1,
+            hidden=(8,),
+            activation="tanh",
+            loss="binary_cross_entropy",
+            optimizer="adam",
+            lr=0.05,
+            batch_size=4,
+            epochs=200,
+        )
 
 
 class Moons(ScaledTask):
@@ -50,6 +57,13 @@ class Moons(ScaledTask):
 
     def spec(self) -> ModelSpec:
         return ModelSpec(
-            n_inputs=2, n_outputs=1, hidden=(32, 32), activation="relu", loss="binary_cross_entropy",
-            optimizer="adam", lr=0.01, batch_size=32, epochs=40,
-        )  # fmt: skip
+            n_inputs=2,
+            n_outputs=1,
+            hidden=(32, 32),
+            activation="relu",
+            loss="binary_cross_entropy",
+            optimizer="adam",
+            lr=0.01,
+            batch_size=32,
+            epochs=40,
+        )

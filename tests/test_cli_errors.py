@@ -32,12 +32,14 @@ def _usage_error(tmp_path: Path, capsys, *argv: str) -> str:
         (["--backends", "numpy[bogus=1]"], "backend 'numpy' has no option bogus; valid options: none"),
         (["--backends", "numpy[bogus]"], "backend option 'bogus' in 'numpy[bogus]': expected key=value"),
         (["--set", "bogus=1"], "unknown ModelSpec field 'bogus'; valid fields: "),
-        (["--tasks", "moons", "--task-param", "moons.bogus=1"], "task 'moons' has no parameter bogus; valid: "
-                                                                "n_samples, noise"),
+        (
+            ["--tasks", "moons", "--task-param", "moons.bogus=1"],
+            "task 'moons' has no parameter bogus; valid: n_samples, noise",
+        ),
         (["--task-param", "moons.noise=0.3"], "--task-param moons.noise: task 'moons' is not in --tasks (xor)"),
         (["--task-param", "noise=0.3"], "expected TASK.KEY=VALUE"),
     ],
-)  # fmt: skip
+)
 def test_unknown_names_list_the_valid_ones(tmp_path, capsys, argv, message) -> None:
     err = _usage_error(tmp_path, capsys, *argv)
     assert message in err
@@ -67,9 +69,14 @@ def test_invalid_spec_values(tmp_path, capsys, setting, message) -> None:
 
 @pytest.mark.parametrize(
     ("seeds", "message"),
-    [("0", "expected a count like 3"), ("-2", "expected a count like 3"), ("abc", "expected a count like 3"),
-     ("1,1", "seeds must be distinct non-negative integers"), ("1,-3", "seeds must be distinct non-negative")],
-)  # fmt: skip
+    [
+        ("0", "expected a count like 3"),
+        ("-2", "expected a count like 3"),
+        ("abc", "expected a count like 3"),
+        ("1,1", "seeds must be distinct non-negative integers"),
+        ("1,-3", "seeds must be distinct non-negative"),
+    ],
+)
 def test_bad_seeds(tmp_path, capsys, seeds, message) -> None:
     err = _usage_error(tmp_path, capsys, "--seeds", seeds)
     assert f"--seeds {seeds!r}" in err and message in err
@@ -77,9 +84,14 @@ def test_bad_seeds(tmp_path, capsys, seeds, message) -> None:
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("abc", "'abc' is not a duration; use e.g. 90s, 10m or 1h"), ("0", "a timeout must be a positive, finite"),
-     ("-3s", "a timeout must be a positive"), ("nan", "finite duration"), ("inf", "finite duration")],
-)  # fmt: skip
+    [
+        ("abc", "'abc' is not a duration; use e.g. 90s, 10m or 1h"),
+        ("0", "a timeout must be a positive, finite"),
+        ("-3s", "a timeout must be a positive"),
+        ("nan", "finite duration"),
+        ("inf", "finite duration"),
+    ],
+)
 def test_bad_timeout(tmp_path, capsys, value, message) -> None:
     out = tmp_path / "res"
     with pytest.raises(SystemExit) as exc:
@@ -151,14 +163,21 @@ def test_csv_options_without_the_csv_task(tmp_path, capsys) -> None:
 
 @pytest.mark.parametrize(
     ("argv", "message"),
-    [(["--backends", "nope"], "run_bench.py run: error: unknown backend 'nope'"),
-     (["--timeout", "soon"], "argument --timeout: 'soon' is not a duration")],
-)  # fmt: skip
+    [
+        (["--backends", "nope"], "run_bench.py run: error: unknown backend 'nope'"),
+        (["--timeout", "soon"], "argument --timeout: 'soon' is not a duration"),
+    ],
+)
 def test_the_script_exits_with_status_2(tmp_path, argv, message) -> None:
     """The real script, as a user runs it: status 2 and the message on stderr."""
     out = tmp_path / "res"
-    proc = subprocess.run([sys.executable, "run_bench.py", *BASE, "--out", str(out), *argv], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "run_bench.py", *BASE, "--out", str(out), *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()

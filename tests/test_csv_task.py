@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from mlpbench.tasks.csv_task import CsvTask
 
 from mlpbench.cli import main
+from mlpbench.tasks.csv_task import CsvTask
 from mlpbench.worker import execute
 
 

@@ -13,8 +13,12 @@ from mlpbench.worker.stopping import EarlyStopping
 def test_the_rule_is_keras_early_stopping() -> None:
     stop = EarlyStopping(patience=2, min_delta=0.1)
     assert [stop.update(e, loss) for e, loss in enumerate([1.0, 0.95, 0.85, 0.80, 0.79], 1)] == [
-        True, False, True, False, False,
-    ]  # fmt: skip
+        True,
+        False,
+        True,
+        False,
+        False,
+    ]
     assert stop.best_epoch == 3 and stop.best_loss == 0.85 and stop.should_stop
     assert not EarlyStopping(patience=0).should_stop and not EarlyStopping(patience=0).active
 
@@ -26,8 +30,24 @@ def _records(out) -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def stopped(tmp_path_factory):
     out = tmp_path_factory.mktemp("es") / "out"
-    argv = ["run", "--backends", "numpy,torch", "--tasks", "diabetes", "--seeds", "1", "--epochs", "300",
-            "--set", "patience=5", "--set", "dtype=float64", "--out", str(out), "--no-progress"]  # fmt: skip
+    argv = [
+        "run",
+        "--backends",
+        "numpy,torch",
+        "--tasks",
+        "diabetes",
+        "--seeds",
+        "1",
+        "--epochs",
+        "300",
+        "--set",
+        "patience=5",
+        "--set",
+        "dtype=float64",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert main(argv) == 0
     return _records(out)
 
@@ -45,8 +65,22 @@ def test_the_best_epochs_weights_are_restored(stopped, tmp_path) -> None:
     """Scored after restoring = trained for exactly best_epoch epochs without early stopping."""
     best = stopped["numpy"]["best_epoch"]
     out = tmp_path / "plain"
-    argv = ["run", "--backends", "numpy", "--tasks", "diabetes", "--seeds", "1", "--epochs", str(best),
-            "--set", "dtype=float64", "--out", str(out), "--no-progress"]  # fmt: skip
+    argv = [
+        "run",
+        "--backends",
+        "numpy",
+        "--tasks",
+        "diabetes",
+        "--seeds",
+        "1",
+        "--epochs",
+        str(best),
+        "--set",
+        "dtype=float64",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert main(argv) == 0
     plain = _records(out)["numpy"]
     assert stopped["numpy"]["restored_best"] is True

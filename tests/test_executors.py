@@ -25,8 +25,13 @@ DASK = str(Path(sys.executable).with_name("dask"))
 
 
 def _run(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "run_bench.py", "run", "--no-progress", *argv], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "run_bench.py", "run", "--no-progress", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _records(out: Path) -> list[dict]:
@@ -66,16 +71,51 @@ def cluster(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dask")
     scheduler_file = tmp / "scheduler.json"
     env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
-    procs = [subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                               "--scheduler-file", str(scheduler_file)], cwd=tmp, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [
+                DASK,
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(scheduler_file),
+            ],
+            cwd=tmp,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
     _wait_for(scheduler_file.exists, 60)
     workers = []
     for i in range(2):
-        workers.append(subprocess.Popen([DASK, "worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1",
-                                         "--nworkers", "1", "--no-dashboard", "--name", f"w{i}",
-                                         "--host", "127.0.0.1"], cwd=tmp, env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+        workers.append(
+            subprocess.Popen(
+                [
+                    DASK,
+                    "worker",
+                    "--scheduler-file",
+                    str(scheduler_file),
+                    "--nthreads",
+                    "1",
+                    "--nworkers",
+                    "1",
+                    "--no-dashboard",
+                    "--name",
+                    f"w{i}",
+                    "--host",
+                    "127.0.0.1",
+                ],
+                cwd=tmp,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
     procs += workers
     from distributed import Client
 
@@ -93,9 +133,26 @@ def cluster(tmp_path_factory):
 
 def test_faults_on_dask_become_status_rows(cluster, tmp_path) -> None:
     out = tmp_path / "faults"
-    done = _run("--plugin", PLUGIN, "--executor", "dask", "--scheduler-file", cluster["file"], "--backends",
-                "numpy,raising,aborting[seed=0],hanging[seed=0],diverging", "--tasks", "xor", "--seeds", "2",
-                "--epochs", "3", "--timeout", "10s", "--out", str(out))  # fmt: skip
+    done = _run(
+        "--plugin",
+        PLUGIN,
+        "--executor",
+        "dask",
+        "--scheduler-file",
+        cluster["file"],
+        "--backends",
+        "numpy,raising,aborting[seed=0],hanging[seed=0],diverging",
+        "--tasks",
+        "xor",
+        "--seeds",
+        "2",
+        "--epochs",
+        "3",
+        "--timeout",
+        "10s",
+        "--out",
+        str(out),
+    )
     assert done.returncode == 1, done.stderr  # failed jobs
     by = {(r["backend"], r["seed"]): r for r in _records(out)}
     assert len(by) == len(_records(out)) == 10
@@ -109,10 +166,34 @@ def test_faults_on_dask_become_status_rows(cluster, tmp_path) -> None:
 
 def test_a_dask_worker_killed_mid_run_leaves_one_record_per_job(cluster, tmp_path) -> None:
     out = tmp_path / "killed"
-    run = subprocess.Popen([sys.executable, "run_bench.py", "run", "--no-progress", "--plugin", PLUGIN,
-                            "--executor", "dask", "--scheduler-file", cluster["file"], "--backends", "slow,numpy",
-                            "--tasks", "xor", "--seeds", "4", "--epochs", "6", "--out", str(out)],
-                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "run_bench.py",
+            "run",
+            "--no-progress",
+            "--plugin",
+            PLUGIN,
+            "--executor",
+            "dask",
+            "--scheduler-file",
+            cluster["file"],
+            "--backends",
+            "slow,numpy",
+            "--tasks",
+            "xor",
+            "--seeds",
+            "4",
+            "--epochs",
+            "6",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(lambda: (out / "runs.jsonl").exists() and (out / "runs.jsonl").read_text().strip(), 120)
         victim = cluster["workers"][0]
@@ -125,18 +206,47 @@ def test_a_dask_worker_killed_mid_run_leaves_one_record_per_job(cluster, tmp_pat
     assert len(ids) == len(set(ids)) == 8
     assert {r["status"] for r in _records(out)} == {"ok"}
     # Bring the pool back to two workers for the tests that follow.
-    cluster["workers"][0] = subprocess.Popen([DASK, "worker", "--scheduler-file", cluster["file"], "--nthreads", "1",
-                                              "--no-dashboard", "--host", "127.0.0.1"], cwd=cluster["tmp"],
-                                             env=cluster["env"], stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.DEVNULL)  # fmt: skip
+    cluster["workers"][0] = subprocess.Popen(
+        [
+            DASK,
+            "worker",
+            "--scheduler-file",
+            cluster["file"],
+            "--nthreads",
+            "1",
+            "--no-dashboard",
+            "--host",
+            "127.0.0.1",
+        ],
+        cwd=cluster["tmp"],
+        env=cluster["env"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def test_an_interrupted_dask_run_resumes_to_the_full_plan(cluster, tmp_path) -> None:
     out = tmp_path / "stopped"
     plan = ["--plugin", PLUGIN, "--backends", "slow", "--tasks", "xor", "--seeds", "4", "--epochs", "8"]
-    run = subprocess.Popen([sys.executable, "run_bench.py", "run", "--no-progress", "--executor", "dask",
-                            "--scheduler-file", cluster["file"], *plan, "--out", str(out)],
-                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "run_bench.py",
+            "run",
+            "--no-progress",
+            "--executor",
+            "dask",
+            "--scheduler-file",
+            cluster["file"],
+            *plan,
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(lambda: (out / "runs.jsonl").exists() and (out / "runs.jsonl").read_text().strip(), 120)
         run.send_signal(signal.SIGINT)

@@ -27,8 +27,13 @@ def _ids(out: Path) -> list[str]:
 
 # ------------------------------------------------------------------------------------------- grids
 def test_the_plan_is_the_product_of_the_grid_backends_and_seeds(registry) -> None:
-    jobs = _plan(registry, backends=["numpy", "sklearn"], tasks=["digits"], seeds=[0, 1],
-                 grid={"hidden": ["16", "64x64"], "lr": [1e-3, 1e-2]})  # fmt: skip
+    jobs = _plan(
+        registry,
+        backends=["numpy", "sklearn"],
+        tasks=["digits"],
+        seeds=[0, 1],
+        grid={"hidden": ["16", "64x64"], "lr": [1e-3, 1e-2]},
+    )
     assert len(jobs) == 2 * 2 * 2 * 2
     assert len({j.id for j in jobs}) == len(jobs)
     points = {(j.grid_point["hidden"], j.grid_point["lr"]) for j in jobs}
@@ -46,8 +51,13 @@ def test_ids_are_stable_and_one_spelling_of_a_value_is_one_job(registry) -> None
 
 
 def test_a_grid_dimension_applies_only_to_its_task_and_backend(registry) -> None:
-    jobs = _plan(registry, backends=["numpy", "torch"], tasks=["xor", "moons"], seeds=[0],
-                 grid={"moons.noise": ["0.1", "0.3"], "torch.compile": ["false", "true"]})  # fmt: skip
+    jobs = _plan(
+        registry,
+        backends=["numpy", "torch"],
+        tasks=["xor", "moons"],
+        seeds=[0],
+        grid={"moons.noise": ["0.1", "0.3"], "torch.compile": ["false", "true"]},
+    )
     count = {(j.backend_name, j.task): 0 for j in jobs}
     for j in jobs:
         count[(j.backend_name, j.task)] += 1
@@ -141,9 +151,19 @@ def test_an_unknown_preset_lists_the_presets(tmp_path, capsys) -> None:
 
 # ------------------------------------------------------------------------------------- files
 def test_toml_round_trip_keeps_every_field(tmp_path) -> None:
-    exp = Experiment(backends=["numpy", "keras[engine=jax]"], tasks=["moons"], task_params={"moons": {"noise": 0.3}},
-                     seeds=[4, 7], overrides={"lr": 0.01, "hidden": "64x32"}, grid={"batch_size": [16, 64]},
-                     threads=1, timeout_s=90.0, quick=True, name="mine", description="a test")  # fmt: skip
+    exp = Experiment(
+        backends=["numpy", "keras[engine=jax]"],
+        tasks=["moons"],
+        task_params={"moons": {"noise": 0.3}},
+        seeds=[4, 7],
+        overrides={"lr": 0.01, "hidden": "64x32"},
+        grid={"batch_size": [16, 64]},
+        threads=1,
+        timeout_s=90.0,
+        quick=True,
+        name="mine",
+        description="a test",
+    )
     path = exp.write(tmp_path)
     assert Experiment.from_toml(path) == exp
 
@@ -160,8 +180,22 @@ def test_presets_are_listed_and_plan(registry, capsys) -> None:
 
 def test_a_runs_experiment_toml_reruns_the_same_jobs(tmp_path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
-    argv = ["run", "--backends", "numpy", "--tasks", "xor,moons", "--seeds", "2", "--grid", "hidden=8,16",
-            "--task-param", "moons.n_samples=200", "--out", str(first), *QUICK]  # fmt: skip
+    argv = [
+        "run",
+        "--backends",
+        "numpy",
+        "--tasks",
+        "xor,moons",
+        "--seeds",
+        "2",
+        "--grid",
+        "hidden=8,16",
+        "--task-param",
+        "moons.n_samples=200",
+        "--out",
+        str(first),
+        *QUICK,
+    ]
     assert main(argv) == 0
     assert len(_ids(first)) == 8
     assert main(["run", "--config", str(first / "experiment.toml"), "--out", str(second), "--no-progress"]) == 0
@@ -183,8 +217,9 @@ def test_flags_override_the_experiment_file(tmp_path) -> None:
 # ------------------------------------------------------------------------------------- Python
 def test_run_from_python_returns_results_and_writes_the_directory(tmp_path) -> None:
     out = tmp_path / "nb"
-    exp = Experiment(backends=["numpy"], tasks=["xor"], seeds=[0, 1], overrides={"epochs": 2},
-                     grid={"lr": [0.01, 0.05]})  # fmt: skip
+    exp = Experiment(
+        backends=["numpy"], tasks=["xor"], seeds=[0, 1], overrides={"epochs": 2}, grid={"lr": [0.01, 0.05]}
+    )
     results = mlpbench.run(exp, out=out)
     assert len(results.runs) == 4 and set(results.runs["status"]) == {"ok"}
     assert sorted(results.runs["grid_lr"].unique()) == [0.01, 0.05]

@@ -63,9 +63,26 @@ def fault_run(tmp_path_factory):
     _broken_package(base / "site")
     out = base / "results"
     env = {**os.environ, "PYTHONPATH": str(base / "site")}
-    cmd = [sys.executable, "run_bench.py", "run", "--plugin", str(PLUGIN), "--backends", ",".join(BACKENDS),
-           "--tasks", "xor", "--seeds", str(SEEDS), "--epochs", str(EPOCHS), "--timeout", "3s", "--out", str(out),
-           "--no-progress"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "run_bench.py",
+        "run",
+        "--plugin",
+        str(PLUGIN),
+        "--backends",
+        ",".join(BACKENDS),
+        "--tasks",
+        "xor",
+        "--seeds",
+        str(SEEDS),
+        "--epochs",
+        str(EPOCHS),
+        "--timeout",
+        "3s",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
     by = {(r["backend"], r["seed"]): r for r in records}

@@ -60,7 +60,18 @@ def test_the_core_never_names_a_backend_or_task_module() -> None:
 def test_the_wheel_installs_only_mlpbench(tmp_path: Path) -> None:
     """`pip install .` must not put packages called `backends` or `tasks` into site-packages."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+        ],
         check=True,
         capture_output=True,
         cwd=tmp_path,

@@ -88,8 +88,19 @@ def test_native_runs_reach_the_task_targets(runs, registry) -> None:
 
 def test_native_records_have_the_controlled_fields(runs) -> None:
     record = runs["digits", 0]
-    for key in ("epoch_time_s", "train_time_s", "epochs_run", "predict_time_s", "peak_rss_mb", "cpu_time_s",
-                "test_accuracy", "test_log_loss", "final_train_loss", "final_val_loss", "first_epoch_s"):  # fmt: skip
+    for key in (
+        "epoch_time_s",
+        "train_time_s",
+        "epochs_run",
+        "predict_time_s",
+        "peak_rss_mb",
+        "cpu_time_s",
+        "test_accuracy",
+        "test_log_loss",
+        "final_train_loss",
+        "final_val_loss",
+        "first_epoch_s",
+    ):
         assert key in record, key
     assert record["epochs_run"] == 40 == len(record["curve"])
     point = record["curve"][-1]
@@ -184,10 +195,15 @@ def test_evaluation_is_not_timed_in_torch_and_keras_native_loops(registry, torch
 
 
 # ------------------------------------------------------------- early stopping
-def test_native_early_stopping_is_the_frameworks_own_where_it_has_one(registry, numpy_runs, torch_runs,
-                                                                      keras_runs, sklearn_runs) -> None:  # fmt: skip
-    expected = {"numpy": "runner", "torch": "runner", "keras": "keras EarlyStopping",
-                "sklearn": "sklearn early_stopping"}  # fmt: skip
+def test_native_early_stopping_is_the_frameworks_own_where_it_has_one(
+    registry, numpy_runs, torch_runs, keras_runs, sklearn_runs
+) -> None:
+    expected = {
+        "numpy": "runner",
+        "torch": "runner",
+        "keras": "keras EarlyStopping",
+        "sklearn": "sklearn early_stopping",
+    }
     for runs in (numpy_runs, torch_runs, keras_runs, sklearn_runs):
         backend = runs["backend"]
         record = _run(backend, registry, "digits", 0, patience=2, epochs=30)
@@ -270,15 +286,19 @@ class BrokenNative(NumpyMLP):
         return None
 
 
-@pytest.mark.parametrize(("how", "message"), [
-    ("twice", "reported epoch 1 after 1 epoch"),
-    ("silent", "called epoch_end for no epoch"),
-    ("whole_call_without_time", "train_time_s=None"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("twice", "reported epoch 1 after 1 epoch"),
+        ("silent", "called epoch_end for no epoch"),
+        ("whole_call_without_time", "train_time_s=None"),
+    ],
+)
 def test_a_broken_native_loop_is_an_error_record(how, message, registry) -> None:
     backend = type("B", (BrokenNative,), {"how": how})()
     task = registry.task("xor")()
-    record = execute(backend, task, task.load(0), {"id": "x", "seed": 0, "mode": "native",
-                                                   "spec": task.spec().to_dict()})  # fmt: skip
+    record = execute(
+        backend, task, task.load(0), {"id": "x", "seed": 0, "mode": "native", "spec": task.spec().to_dict()}
+    )
     assert record["status"] == "error" and message in record["error"], record["error"]
     assert np.isfinite(record["peak_rss_mb"])

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from _helpers import random_problem
 
-from mlpbench.backends.numpy_mlp import NumpyMLP
 from mlpbench import ModelSpec
+from mlpbench.backends.numpy_mlp import NumpyMLP
 from mlpbench.controlled import initial_weights
 from mlpbench.parity import relative_difference
 from mlpbench.spec import ACTIVATIONS, ELU_ALPHA, LEAKY_RELU_SLOPE, LOSSES
@@ -64,8 +64,9 @@ _rel = relative_difference  # max|a - b| / max|b|: the parity check's measure
 @pytest.mark.parametrize("l2", [0.0, 0.1])
 def test_gradients_match_autograd(activation: str, loss: str, l2: float) -> None:
     X, y, n_out = _problem(loss)
-    spec = ModelSpec(n_inputs=5, n_outputs=n_out, hidden=(6, 4), activation=activation, loss=loss, l2=l2,
-                     dtype="float64")  # fmt: skip
+    spec = ModelSpec(
+        n_inputs=5, n_outputs=n_out, hidden=(6, 4), activation=activation, loss=loss, l2=l2, dtype="float64"
+    )
     rng = np.random.default_rng(1)
     # Non-zero biases so no unit sits exactly at a kink (relu, leaky_relu, elu at 0).
     weights = [(W, rng.uniform(-0.3, 0.3, b.shape)) for W, b in initial_weights(spec, seed=3)]

@@ -24,8 +24,19 @@ from mlpbench import load_results
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "tests" / "plugins" / "faulty.py"
-PLAN = ["--plugin", str(PLUGIN), "--backends", "gated", "--tasks", "xor", "--seeds", "3", "--epochs", "3",
-        "--no-progress"]  # fmt: skip
+PLAN = [
+    "--plugin",
+    str(PLUGIN),
+    "--backends",
+    "gated",
+    "--tasks",
+    "xor",
+    "--seeds",
+    "3",
+    "--epochs",
+    "3",
+    "--no-progress",
+]
 
 
 def _env(tmp: Path) -> dict[str, str]:
@@ -33,8 +44,9 @@ def _env(tmp: Path) -> dict[str, str]:
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "run_bench.py", "run", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "run_bench.py", "run", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def _records(out: Path) -> list[dict]:
@@ -55,8 +67,14 @@ def _gone(pid: int, wait_s: float = 10) -> bool:
 
 def _start_and_stop(tmp: Path, out: Path, sig: signal.Signals) -> tuple[subprocess.Popen, str, str]:
     """Start the run, wait for seed 0's record (seed 1 is then held at the gate), send `sig`."""
-    proc = subprocess.Popen([sys.executable, "run_bench.py", "run", *PLAN, "--out", str(out)], cwd=ROOT,
-                            env=_env(tmp), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "run_bench.py", "run", *PLAN, "--out", str(out)],
+        cwd=ROOT,
+        env=_env(tmp),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     runs = out / "runs.jsonl"
     end = time.monotonic() + 180
     while not (runs.exists() and runs.read_text().count("\n") >= 1):
@@ -84,8 +102,9 @@ def test_uninterrupted_run_finishes_every_job(uninterrupted) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_stops_the_running_job_keeps_finished_ones_and_resume_finishes_the_rest(tmp_path, uninterrupted,
-                                                                                         sig) -> None:  # fmt: skip
+def test_signal_stops_the_running_job_keeps_finished_ones_and_resume_finishes_the_rest(
+    tmp_path, uninterrupted, sig
+) -> None:
     out = tmp_path / "out"
     proc, stdout, stderr = _start_and_stop(tmp_path, out, sig)
     assert proc.returncode == 130, stderr

@@ -17,14 +17,49 @@ def _csv(path: Path, shift: int = 0) -> None:
 
 
 def _run_csv(out: Path, data: Path) -> int:
-    return main(["run", "--backends", "numpy", "--tasks", "csv", "--csv-path", str(data), "--csv-target", "label",
-                 "--seeds", "1", "--epochs", "2", "--out", str(out), "--no-progress"])  # fmt: skip
+    return main(
+        [
+            "run",
+            "--backends",
+            "numpy",
+            "--tasks",
+            "csv",
+            "--csv-path",
+            str(data),
+            "--csv-target",
+            "label",
+            "--seeds",
+            "1",
+            "--epochs",
+            "2",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
 
 
 def test_resume_without_experiment_toml_refuses_and_writes_nothing(tmp_path, capsys) -> None:
     out = tmp_path / "out"
-    assert main(["run", "--backends", "numpy", "--tasks", "xor", "--seeds", "1", "--epochs", "2", "--out", str(out),
-                 "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                "--backends",
+                "numpy",
+                "--tasks",
+                "xor",
+                "--seeds",
+                "1",
+                "--epochs",
+                "2",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     (out / "experiment.toml").unlink()
     (out / "config.json").unlink()
     before = _snapshot(out)
@@ -36,8 +71,25 @@ def test_resume_without_experiment_toml_refuses_and_writes_nothing(tmp_path, cap
 
 def test_resume_with_a_corrupt_experiment_toml_says_so(tmp_path, capsys) -> None:
     out = tmp_path / "out"
-    assert main(["run", "--backends", "numpy", "--tasks", "xor", "--seeds", "1", "--epochs", "2", "--out", str(out),
-                 "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                "--backends",
+                "numpy",
+                "--tasks",
+                "xor",
+                "--seeds",
+                "1",
+                "--epochs",
+                "2",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     (out / "experiment.toml").write_text("tasks = [xor\n")
     before = _snapshot(out)
     assert main(["run", "--resume", str(out), "--no-progress"]) == 2
@@ -66,8 +118,25 @@ def test_resume_refuses_when_the_csv_data_changed(tmp_path, capsys) -> None:
 def test_a_run_interrupted_before_its_first_job_resumes(tmp_path, capsys) -> None:
     """An empty run directory (experiment.toml, no runs.jsonl) is a valid run: resume runs all of it."""
     out = tmp_path / "out"
-    assert main(["run", "--backends", "numpy", "--tasks", "xor", "--seeds", "2", "--epochs", "2", "--out", str(out),
-                 "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                "--backends",
+                "numpy",
+                "--tasks",
+                "xor",
+                "--seeds",
+                "2",
+                "--epochs",
+                "2",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     for name in ("runs.jsonl", "runs.csv", "curves.csv", "report.md", "report.html"):
         (out / name).unlink()
     assert main(["run", "--resume", str(out), "--no-progress"]) == 0
@@ -76,8 +145,25 @@ def test_a_run_interrupted_before_its_first_job_resumes(tmp_path, capsys) -> Non
 
 def test_report_rebuilds_the_csv_exports(tmp_path) -> None:
     out = tmp_path / "out"
-    assert main(["run", "--backends", "numpy", "--tasks", "xor", "--seeds", "2", "--epochs", "2", "--out", str(out),
-                 "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                "--backends",
+                "numpy",
+                "--tasks",
+                "xor",
+                "--seeds",
+                "2",
+                "--epochs",
+                "2",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     (out / "runs.csv").write_text("truncated")
     (out / "curves.csv").unlink()
     assert main(["report", str(out)]) == 0

@@ -7,16 +7,28 @@ import json
 import pytest
 
 from mlpbench import load_results
-from mlpbench.cli import main
 from mlpbench.choices import BackendChoice, expand_seeds, parse_backend_list
+from mlpbench.cli import main
 
 
 @pytest.fixture(scope="module")
 def numpy_run(tmp_path_factory):
     """The issue's reference run: numpy on xor, digits, diabetes with 3 seeds, default specs."""
     out = tmp_path_factory.mktemp("run") / "res"
-    code = main(["run", "--backends", "numpy", "--tasks", "xor,digits,diabetes", "--seeds", "3", "--out", str(out),
-                 "--no-progress"])  # fmt: skip
+    code = main(
+        [
+            "run",
+            "--backends",
+            "numpy",
+            "--tasks",
+            "xor,digits,diabetes",
+            "--seeds",
+            "3",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     return code, out
 
 
@@ -36,9 +48,24 @@ def test_every_job_ok_and_quality_reached(numpy_run) -> None:
 def test_results_round_trip_with_documented_columns(numpy_run) -> None:
     _, out = numpy_run
     res = load_results(out)
-    for col in ("backend", "task", "seed", "status", "error", "test_accuracy", "test_f1", "test_log_loss", "test_r2",
-                "train_time_s", "epoch_time_s", "first_epoch_s", "time_to_target_s", "predict_time_s",
-                "peak_rss_mb", "threads"):  # fmt: skip
+    for col in (
+        "backend",
+        "task",
+        "seed",
+        "status",
+        "error",
+        "test_accuracy",
+        "test_f1",
+        "test_log_loss",
+        "test_r2",
+        "train_time_s",
+        "epoch_time_s",
+        "first_epoch_s",
+        "time_to_target_s",
+        "predict_time_s",
+        "peak_rss_mb",
+        "threads",
+    ):
         assert col in res.runs.columns, col
     for col in ("backend", "task", "seed", "epoch", "train_loss", "val_loss", "val_accuracy", "val_r2", "elapsed_s"):
         assert col in res.curves.columns, col
@@ -67,8 +94,10 @@ def test_records_are_plain_json_lines(numpy_run) -> None:
 
 def test_backend_list_and_seeds_parsing() -> None:
     assert parse_backend_list("numpy, keras[engine=torch,jit=true],torch") == [
-        BackendChoice("numpy"), BackendChoice("keras", (("engine", "torch"), ("jit", "true"))), BackendChoice("torch")
-    ]  # fmt: skip
+        BackendChoice("numpy"),
+        BackendChoice("keras", (("engine", "torch"), ("jit", "true"))),
+        BackendChoice("torch"),
+    ]
     assert BackendChoice("keras", (("engine", "torch"),)).label == "keras[engine=torch]"
     assert expand_seeds("3") == [0, 1, 2] and expand_seeds("4,9") == [4, 9]
     with pytest.raises(ValueError, match="expected a count"):

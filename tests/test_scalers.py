@@ -28,8 +28,23 @@ def test_an_unknown_scaler_is_refused_before_any_work(tmp_path, capsys) -> None:
     from mlpbench.cli import main
 
     out = tmp_path / "o"
-    assert main(["run", "--backends", "numpy", "--tasks", "digits", "--task-param", "digits.scaler=robust",
-                 "--out", str(out), "--no-progress"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                "--backends",
+                "numpy",
+                "--tasks",
+                "digits",
+                "--task-param",
+                "digits.scaler=robust",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "task digits: scaler='robust': allowed values are standard, minmax, none" in capsys.readouterr().err
     assert not out.exists()
 

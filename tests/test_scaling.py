@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from mlpbench import ModelSpec
-from mlpbench.experiment import load_experiment
-from mlpbench.plan import make_plan
 from mlpbench.cli import main
+from mlpbench.experiment import load_experiment
 from mlpbench.flops import forward_flops, gflops, training_flops
+from mlpbench.plan import make_plan
 from mlpbench.scaling import fit_slopes, scaling_rows
 from mlpbench.tasks.scaling import BIG_EPOCH_FLOPS, Scaling
 
@@ -64,9 +64,19 @@ def test_the_biggest_points_train_one_epoch_less(registry) -> None:
 
 def test_slope_of_an_exact_power_law() -> None:
     spec = ModelSpec(n_inputs=4, n_outputs=10, hidden=(8,)).to_dict()
-    records = [{"task": "scaling", "status": "ok", "backend": "fake", "n_train": n, "spec": spec,
-                "task_params": {"width": 8}, "flops_per_epoch": f, "epoch_time_s": 1e-9 * f**0.8}
-               for n, f in [(10, 1e6), (100, 1e7), (1000, 1e8)]]  # fmt: skip
+    records = [
+        {
+            "task": "scaling",
+            "status": "ok",
+            "backend": "fake",
+            "n_train": n,
+            "spec": spec,
+            "task_params": {"width": 8},
+            "flops_per_epoch": f,
+            "epoch_time_s": 1e-9 * f**0.8,
+        }
+        for n, f in [(10, 1e6), (100, 1e7), (1000, 1e8)]
+    ]
     records.append({**records[0], "status": "error"})  # failed jobs are left out
     rows = scaling_rows(records, peak_gflops=10.0)
     assert len(rows) == 3
@@ -77,8 +87,22 @@ def test_slope_of_an_exact_power_law() -> None:
 
 def test_scaling_command_runs_a_grid_and_writes_table_json_and_figure(tmp_path, capsys) -> None:
     out = tmp_path / "scaling"
-    status = main(["scaling", "--backends", "numpy", "--samples", "300,600", "--widths", "8,16", "--features", "6",
-                   "--out", str(out), "--no-progress"])  # fmt: skip
+    status = main(
+        [
+            "scaling",
+            "--backends",
+            "numpy",
+            "--samples",
+            "300,600",
+            "--widths",
+            "8,16",
+            "--features",
+            "6",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert status == 0
     printed = capsys.readouterr().out
     assert "GFLOP/s" in printed and "slope" in printed

@@ -26,9 +26,15 @@ PLUGIN = str(ROOT / "tests" / "plugins" / "faulty.py")
 
 def _start(out: Path, pids: Path, *argv: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "MLPBENCH_TEST_PIDS": str(pids)}
-    return subprocess.Popen([sys.executable, "run_bench.py", "run", "--plugin", PLUGIN, "--out", str(out),
-                             "--no-progress", *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "run_bench.py", "run", "--plugin", PLUGIN, "--out", str(out), "--no-progress", *argv],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def _wait_for(predicate, timeout: float = 60.0) -> None:
@@ -93,23 +99,50 @@ def _limit_file_size(limit: int):
 
 def test_a_full_disk_says_where_and_how_to_continue_and_keeps_the_store_readable(tmp_path) -> None:
     out = tmp_path / "out"
-    first = subprocess.run([sys.executable, "run_bench.py", "run", "--backends", "numpy", "--tasks", "xor",
-                            "--seeds", "1", "--epochs", "2", "--out", str(out), "--no-progress"], cwd=ROOT,
-                           capture_output=True, text=True)  # fmt: skip
+    first = subprocess.run(
+        [
+            sys.executable,
+            "run_bench.py",
+            "run",
+            "--backends",
+            "numpy",
+            "--tasks",
+            "xor",
+            "--seeds",
+            "1",
+            "--epochs",
+            "2",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert first.returncode == 0, first.stderr
     size = (out / "runs.jsonl").stat().st_size
     # Resume a bigger plan in a process that may not grow any file past what runs.jsonl holds now + 100 bytes.
     (out / "experiment.toml").write_text((out / "experiment.toml").read_text().replace("0,\n]", "0,\n    1,\n]"))
     before = (out / "runs.jsonl").read_bytes()
-    full = subprocess.run([sys.executable, "run_bench.py", "run", "--resume", str(out), "--no-progress"], cwd=ROOT,
-                          capture_output=True, text=True, preexec_fn=_limit_file_size(size + 100))  # fmt: skip
+    full = subprocess.run(
+        [sys.executable, "run_bench.py", "run", "--resume", str(out), "--no-progress"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        preexec_fn=_limit_file_size(size + 100),
+    )
     assert full.returncode == 1
     assert "Traceback" not in full.stderr
     assert f"could not write to {out / 'runs.jsonl'}: File too large" in full.stderr
     assert f"continue with: run_bench.py run --resume {out}" in full.stderr
     assert (out / "runs.jsonl").read_bytes() == before  # no partial line left behind
     # With room again, resume finishes the job that could not be written.
-    again = subprocess.run([sys.executable, "run_bench.py", "run", "--resume", str(out), "--no-progress"], cwd=ROOT,
-                           capture_output=True, text=True)  # fmt: skip
+    again = subprocess.run(
+        [sys.executable, "run_bench.py", "run", "--resume", str(out), "--no-progress"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert again.returncode == 0, again.stderr
     assert sorted(json.loads(line)["seed"] for line in (out / "runs.jsonl").read_text().splitlines()) == [0, 1]

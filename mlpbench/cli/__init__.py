@@ -11,9 +11,8 @@ import argparse
 import os
 import sys
 
-from . import listing
-from . import compare, history, parity, report, run, scaling
 from ..files import StoreWriteError
+from . import compare, history, listing, parity, report, run, scaling
 from .common import EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, UsageError
 
 COMMANDS = {

@@ -46,8 +46,10 @@ def cmd(args: argparse.Namespace) -> int:
             note = f"  UNAVAILABLE: {why}" if why else ""
         except Exception as exc:  # a task needing parameters (csv) cannot be probed without them
             note = f"  (needs parameters: {exc})" if cls.params else ""
-        print(f"  {name:<14} {cls.kind:<10} target {cls.target_metric} {cls.target:g}  {cls.description}  "
-              f"[{entry.source}]{note}")  # fmt: skip
+        print(
+            f"  {name:<14} {cls.kind:<10} target {cls.target_metric} {cls.target:g}  {cls.description}  "
+            f"[{entry.source}]{note}"
+        )
         if cls.params:
             print(f"  {'':<14} parameters: " + ", ".join(f"{k}={v}" for k, v in cls.params.items()))
     print("Executors:")
@@ -63,5 +65,3 @@ def cmd(args: argparse.Namespace) -> int:
     for name, description in presets().items():
         print(f"  {name:<14} {description}")
     return EXIT_OK
-
-

@@ -43,60 +43,132 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         description="Run backends x tasks x grid points x seeds; results go to --out (default results/<timestamp>/). "
         "An experiment file (--config) describes a whole run; flags given here override it.",
     )
-    run.add_argument("--config", metavar="FILE|PRESET", help="an experiment file (TOML) or a shipped preset "
-                     "(run_bench.py list shows them); e.g. --config DIR/experiment.toml re-runs a run's very jobs")  # fmt: skip
-    run.add_argument("--backends", metavar="LIST", help="comma-separated backends, options in brackets: "
-                     "numpy,torch,keras[engine=jax] (default: every installed backend)")  # fmt: skip
+    run.add_argument(
+        "--config",
+        metavar="FILE|PRESET",
+        help="an experiment file (TOML) or a shipped preset "
+        "(run_bench.py list shows them); e.g. --config DIR/experiment.toml re-runs a run's very jobs",
+    )
+    run.add_argument(
+        "--backends",
+        metavar="LIST",
+        help="comma-separated backends, options in brackets: "
+        "numpy,torch,keras[engine=jax] (default: every installed backend)",
+    )
     run.add_argument("--tasks", metavar="LIST", help=f"comma-separated tasks (default: {','.join(DEFAULT_TASKS)})")
-    run.add_argument("--seeds", metavar="N|LIST", help="a count (3 -> seeds 0,1,2) or an explicit list (0,5,9); "
-                     f"default {len(_DEFAULTS.seeds)}")  # fmt: skip
+    run.add_argument(
+        "--seeds",
+        metavar="N|LIST",
+        help=f"a count (3 -> seeds 0,1,2) or an explicit list (0,5,9); default {len(_DEFAULTS.seeds)}",
+    )
     run.add_argument("--epochs", type=positive_int, help="override every task's epoch count")
-    run.add_argument("--quick", action="store_true", default=None, help="a fast complete run: 1 seed (unless "
-                     "--seeds is given) and half of each task's epochs (unless --epochs is given)")  # fmt: skip
-    run.add_argument("--set", dest="overrides", action="append", type=key_value, metavar="FIELD=VALUE",
-                     help="set a ModelSpec field for every task, e.g. --set lr=0.01 --set hidden=128,64 (repeatable)")  # fmt: skip
-    run.add_argument("--grid", action="append", type=key_value, metavar="SETTING=V1,V2,...",
-                     help="sweep a setting (repeatable; the plan is the product): a ModelSpec field "
-                     "(hidden=16,64,256, hidden=64x64,256x256, lr=1e-3,1e-2, optimizer=sgd,adam), a task parameter "
-                     "(moons.noise=0.1,0.3), threads=1,2, or a backend option (torch.compile=false,true)")  # fmt: skip
-    run.add_argument("--modes", metavar="LIST", help="comma-separated: controlled (the runner owns initial weights and "
-                     "batch order: do the frameworks compute the same thing, how fast at best) and/or native (each "
-                     "framework's own idiomatic loop: what its users get); default controlled")  # fmt: skip
-    run.add_argument("--task-param", action="append", type=key_value, metavar="TASK.KEY=VALUE",
-                     help="set a task parameter, e.g. --task-param moons.noise=0.3 (repeatable)")  # fmt: skip
-    run.add_argument("--threads", type=positive_int, help=f"threads per worker for every framework and BLAS "
-                     f"(default {_DEFAULTS.threads}; at most this machine's cores unless --oversubscribe)")  # fmt: skip
-    run.add_argument("--oversubscribe", action="store_true", default=None,
-                     help="allow more threads than this machine has cores (timings are then not meaningful)")  # fmt: skip
-    run.add_argument("--timeout", type=parse_duration, metavar="DURATION",
-                     help=f"per-job time limit, e.g. 90s or 10m (default {_DEFAULTS.timeout_s / 60:g}m)")  # fmt: skip
-    run.add_argument("--executor", choices=("local", "dask"), help="where jobs run: local worker subprocesses "
-                     "(default), or a Dask cluster (--scheduler ADDRESS / --scheduler-file FILE, or a LocalCluster "
-                     "of --jobs workers started for the run)")  # fmt: skip
-    run.add_argument("--jobs", type=positive_int, help="jobs at once (default 1, the cleanest timings); locally each "
-                     "worker is pinned to cores of its own")  # fmt: skip
+    run.add_argument(
+        "--quick",
+        action="store_true",
+        default=None,
+        help="a fast complete run: 1 seed (unless "
+        "--seeds is given) and half of each task's epochs (unless --epochs is given)",
+    )
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        type=key_value,
+        metavar="FIELD=VALUE",
+        help="set a ModelSpec field for every task, e.g. --set lr=0.01 --set hidden=128,64 (repeatable)",
+    )
+    run.add_argument(
+        "--grid",
+        action="append",
+        type=key_value,
+        metavar="SETTING=V1,V2,...",
+        help="sweep a setting (repeatable; the plan is the product): a ModelSpec field "
+        "(hidden=16,64,256, hidden=64x64,256x256, lr=1e-3,1e-2, optimizer=sgd,adam), a task parameter "
+        "(moons.noise=0.1,0.3), threads=1,2, or a backend option (torch.compile=false,true)",
+    )
+    run.add_argument(
+        "--modes",
+        metavar="LIST",
+        help="comma-separated: controlled (the runner owns initial weights and "
+        "batch order: do the frameworks compute the same thing, how fast at best) and/or native (each "
+        "framework's own idiomatic loop: what its users get); default controlled",
+    )
+    run.add_argument(
+        "--task-param",
+        action="append",
+        type=key_value,
+        metavar="TASK.KEY=VALUE",
+        help="set a task parameter, e.g. --task-param moons.noise=0.3 (repeatable)",
+    )
+    run.add_argument(
+        "--threads",
+        type=positive_int,
+        help=f"threads per worker for every framework and BLAS "
+        f"(default {_DEFAULTS.threads}; at most this machine's cores unless --oversubscribe)",
+    )
+    run.add_argument(
+        "--oversubscribe",
+        action="store_true",
+        default=None,
+        help="allow more threads than this machine has cores (timings are then not meaningful)",
+    )
+    run.add_argument(
+        "--timeout",
+        type=parse_duration,
+        metavar="DURATION",
+        help=f"per-job time limit, e.g. 90s or 10m (default {_DEFAULTS.timeout_s / 60:g}m)",
+    )
+    run.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        help="where jobs run: local worker subprocesses "
+        "(default), or a Dask cluster (--scheduler ADDRESS / --scheduler-file FILE, or a LocalCluster "
+        "of --jobs workers started for the run)",
+    )
+    run.add_argument(
+        "--jobs",
+        type=positive_int,
+        help="jobs at once (default 1, the cleanest timings); locally each worker is pinned to cores of its own",
+    )
     run.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
     run.add_argument("--scheduler-file", metavar="FILE", help="a Dask scheduler file (dask scheduler --scheduler-file)")
-    run.add_argument("--no-references", dest="references", action="store_false", default=None,
-                     help="do not score the reference models (linear, gradient boosting) on the splits")  # fmt: skip
+    run.add_argument(
+        "--no-references",
+        dest="references",
+        action="store_false",
+        default=None,
+        help="do not score the reference models (linear, gradient boosting) on the splits",
+    )
     run.add_argument("--out", metavar="DIR", help="results directory (default results/<timestamp>)")
-    run.add_argument("--resume", metavar="DIR", help="continue the run in DIR: its own experiment.toml, "
-                     "skipping finished jobs")  # fmt: skip
+    run.add_argument(
+        "--resume", metavar="DIR", help="continue the run in DIR: its own experiment.toml, skipping finished jobs"
+    )
     add_progress_arg(run)
-    run.add_argument("--csv-path", metavar="FILE",
-                     help="the csv task's file (with --tasks csv): one row per sample, a header row")  # fmt: skip
-    run.add_argument("--csv-target", metavar="COLUMN",
-                     help="the csv task's target column; every other column is a numeric feature")
-    run.add_argument("--csv-kind", choices=("auto", "binary", "multiclass", "regression"),
-                     help="the csv task's problem kind (default auto: from the target column)")  # fmt: skip
+    run.add_argument(
+        "--csv-path", metavar="FILE", help="the csv task's file (with --tasks csv): one row per sample, a header row"
+    )
+    run.add_argument(
+        "--csv-target", metavar="COLUMN", help="the csv task's target column; every other column is a numeric feature"
+    )
+    run.add_argument(
+        "--csv-kind",
+        choices=("auto", "binary", "multiclass", "regression"),
+        help="the csv task's problem kind (default auto: from the target column)",
+    )
     add_plugin_arg(run)
     run.set_defaults(plugin=None)
     return run
 
 
 #: Flags of how a run executes (they may differ when resuming) and their Experiment fields.
-_EXECUTION_FLAGS = (("timeout", "timeout_s"), ("executor", "executor"), ("jobs", "jobs"), ("scheduler", "scheduler"),
-                    ("scheduler_file", "scheduler_file"), ("references", "references"))  # fmt: skip
+_EXECUTION_FLAGS = (
+    ("timeout", "timeout_s"),
+    ("executor", "executor"),
+    ("jobs", "jobs"),
+    ("scheduler", "scheduler"),
+    ("scheduler_file", "scheduler_file"),
+    ("references", "references"),
+)
 #: Experiment fields as flags, for messages.
 _FLAGS = {"overrides": "--set", "task_params": "--task-param", "plugins": "--plugin", "timeout_s": "--timeout"}
 
@@ -167,28 +239,42 @@ def cmd(args: argparse.Namespace) -> int:
         execution = {name: getattr(args, flag) for flag, name in _EXECUTION_FLAGS if getattr(args, flag) is not None}
         if execution.get("scheduler_file"):
             execution["scheduler_file"] = str(Path(execution["scheduler_file"]).expanduser().absolute())
-        outcome = execute(experiment, out, resume=bool(args.resume), progress=not args.no_progress,
-                          execution=execution if args.resume else None, argv=sys.argv[1:])  # fmt: skip
+        outcome = execute(
+            experiment,
+            out,
+            resume=bool(args.resume),
+            progress=not args.no_progress,
+            execution=execution if args.resume else None,
+            argv=sys.argv[1:],
+        )
     except (ExperimentError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
     if outcome.report_error:
-        print(f"warning: the report could not be written ({outcome.report_error}); the results in "
-              f"{out} are intact. Retry with: python {PROG} report {out}", file=sys.stderr)  # fmt: skip
+        print(
+            f"warning: the report could not be written ({outcome.report_error}); the results in "
+            f"{out} are intact. Retry with: python {PROG} report {out}",
+            file=sys.stderr,
+        )
     else:
         print(f"Report: {out / 'report.html'}")
     from ..summary import print_summary
 
     print_summary(outcome.store)
     if outcome.interrupted:
-        print(f"\nInterrupted by {outcome.interrupted}. Every finished job is saved in {out}.\n"
-              f"Continue with: python {PROG} run --resume {out}", file=sys.stderr)  # fmt: skip
+        print(
+            f"\nInterrupted by {outcome.interrupted}. Every finished job is saved in {out}.\n"
+            f"Continue with: python {PROG} run --resume {out}",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     phases = outcome.phases
     if phases.get("overhead_ratio"):
         steps = ", ".join(f"{k} {v:.1f}" for k, v in phases["phases_s"].items())
-        print(f"\nWall time {phases['wall_s']:.1f} s ({steps}); timed training {phases['training_s']:.1f} s, "
-              f"framework imports {phases['imports_s']:.1f} s ({phases['overhead_ratio']:.2f}x); untimed evaluation "
-              f"between epochs {phases['evaluation_s']:.1f} s")  # fmt: skip
+        print(
+            f"\nWall time {phases['wall_s']:.1f} s ({steps}); timed training {phases['training_s']:.1f} s, "
+            f"framework imports {phases['imports_s']:.1f} s ({phases['overhead_ratio']:.2f}x); untimed evaluation "
+            f"between epochs {phases['evaluation_s']:.1f} s"
+        )
     print(f"\nResults: {out}")
     return EXIT_FAILED_JOBS if any(r.get("status") in FAILED for r in outcome.records) else EXIT_OK
 
@@ -198,7 +284,9 @@ def _check_resume_flags(args: argparse.Namespace) -> None:
     if args.config:
         raise UsageError(f"--resume {args.resume} continues its own experiment.toml: leave out --config")
     saved = read_experiment(args.resume)
-    given = experiment_from_args(argparse.Namespace(**{**vars(args), "config": str(Path(args.resume) / EXPERIMENT_FILE)}))
+    given = experiment_from_args(
+        argparse.Namespace(**{**vars(args), "config": str(Path(args.resume) / EXPERIMENT_FILE)})
+    )
     registry = discover(given.plugins)
     before, after = saved.to_dict(), given.resolved(registry).to_dict()
     differ = []

@@ -15,8 +15,18 @@ from typing import Any
 
 from ..choices import parse_backend_list
 from ..experiment import ExperimentError, load_experiment
-from ..scaling import FIGURE, PRESET, QUICK_SAMPLES, QUICK_WIDTHS, SCALING_FILE, TASK, draw, fit_slopes, print_table
-from ..scaling import scaling_rows
+from ..scaling import (
+    FIGURE,
+    PRESET,
+    QUICK_SAMPLES,
+    QUICK_WIDTHS,
+    SCALING_FILE,
+    TASK,
+    draw,
+    fit_slopes,
+    print_table,
+    scaling_rows,
+)
 from ..session import execute
 from ..status import FAILED
 from ..store import ENV_FILE, ResultsStore
@@ -53,29 +63,58 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     """The ``scaling`` sub-command's arguments."""
     params = _PRESET.task_params[TASK]
     p = sub.add_parser(
-        "scaling", help="time per epoch against work (FLOPs) over a grid of sizes of the synthetic task",
+        "scaling",
+        help="time per epoch against work (FLOPs) over a grid of sizes of the synthetic task",
         description="Run the shipped 'scaling' experiment (run --config scaling): every backend on the synthetic "
         "task over training-set sizes x hidden widths; print time per epoch against FLOPs per epoch with the fitted "
         f"log-log slope per backend, and write {SCALING_FILE} and {FIGURE} to the results directory.",
-    )  # fmt: skip
+    )
     p.add_argument("--backends", default=None, metavar="LIST", help="comma-separated backends (default: all installed)")
-    p.add_argument("--samples", type=int_list, default=None, metavar="LIST",
-                   help=f"training-set sizes (default {','.join(map(str, SAMPLES))})")  # fmt: skip
-    p.add_argument("--widths", type=int_list, default=None, metavar="LIST",
-                   help=f"hidden-layer widths (default {','.join(map(str, WIDTHS))})")  # fmt: skip
-    p.add_argument("--features", type=positive_int, default=params["n_features"],
-                   help=f"input features (default {params['n_features']})")  # fmt: skip
-    p.add_argument("--depth", type=positive_int, default=params["depth"],
-                   help=f"hidden layers (default {params['depth']})")  # fmt: skip
-    p.add_argument("--batch-size", type=positive_int, default=params["batch_size"],
-                   help=f"mini-batch size (default {params['batch_size']})")  # fmt: skip
-    p.add_argument("--quick", action="store_true",
-                   help=f"the small corner only: samples {','.join(map(str, QUICK_SAMPLES))} x widths "
-                        f"{','.join(map(str, QUICK_WIDTHS))}")  # fmt: skip
-    p.add_argument("--threads", type=positive_int, default=_PRESET.threads,
-                   help=f"threads per worker (default {_PRESET.threads})")  # fmt: skip
-    p.add_argument("--timeout", type=parse_duration, default=_PRESET.timeout_s, metavar="DURATION",
-                   help="per-job time limit (default 10m)")  # fmt: skip
+    p.add_argument(
+        "--samples",
+        type=int_list,
+        default=None,
+        metavar="LIST",
+        help=f"training-set sizes (default {','.join(map(str, SAMPLES))})",
+    )
+    p.add_argument(
+        "--widths",
+        type=int_list,
+        default=None,
+        metavar="LIST",
+        help=f"hidden-layer widths (default {','.join(map(str, WIDTHS))})",
+    )
+    p.add_argument(
+        "--features",
+        type=positive_int,
+        default=params["n_features"],
+        help=f"input features (default {params['n_features']})",
+    )
+    p.add_argument(
+        "--depth", type=positive_int, default=params["depth"], help=f"hidden layers (default {params['depth']})"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=params["batch_size"],
+        help=f"mini-batch size (default {params['batch_size']})",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"the small corner only: samples {','.join(map(str, QUICK_SAMPLES))} x widths "
+        f"{','.join(map(str, QUICK_WIDTHS))}",
+    )
+    p.add_argument(
+        "--threads", type=positive_int, default=_PRESET.threads, help=f"threads per worker (default {_PRESET.threads})"
+    )
+    p.add_argument(
+        "--timeout",
+        type=parse_duration,
+        default=_PRESET.timeout_s,
+        metavar="DURATION",
+        help="per-job time limit (default 10m)",
+    )
     p.add_argument("--out", default=None, metavar="DIR", help="results directory (default results/scaling-<timestamp>)")
     add_progress_arg(p)
     add_plugin_arg(p)
@@ -97,8 +136,14 @@ def cmd(args: argparse.Namespace) -> int:
     )
     out = Path(args.out) if args.out else timestamped_dir("scaling-")
     try:
-        outcome = execute(experiment, out, progress=not args.no_progress, argv=sys.argv[1:],
-                          before_report=write_scaling, keep_broken=False)  # fmt: skip
+        outcome = execute(
+            experiment,
+            out,
+            progress=not args.no_progress,
+            argv=sys.argv[1:],
+            before_report=write_scaling,
+            keep_broken=False,
+        )
     except (ExperimentError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
     store = outcome.store
@@ -108,11 +153,17 @@ def cmd(args: argparse.Namespace) -> int:
     if (store.path / FIGURE).exists():
         print(f"Figure: {store.path / FIGURE}")
     if outcome.report_error:
-        print(f"warning: the report could not be written ({outcome.report_error}); retry with: "
-              f"python {PROG} report {out}", file=sys.stderr)  # fmt: skip
+        print(
+            f"warning: the report could not be written ({outcome.report_error}); retry with: "
+            f"python {PROG} report {out}",
+            file=sys.stderr,
+        )
     if outcome.interrupted:
-        print(f"\nInterrupted by {outcome.interrupted}. Every finished job is saved in {out}.\n"
-              f"Continue with: python {PROG} run --resume {out}", file=sys.stderr)  # fmt: skip
+        print(
+            f"\nInterrupted by {outcome.interrupted}. Every finished job is saved in {out}.\n"
+            f"Continue with: python {PROG} run --resume {out}",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     print(f"Results: {out}")
     bad = [r for r in outcome.records if r.get("status") in FAILED]

@@ -95,9 +95,16 @@ def main() -> None:
     except Exception as exc:
         send({"type": "init_error", "error": f"{type(exc).__name__}: {exc}", "traceback": _tail(exc)})
         return
-    send({"type": "ready", "import_s": time.perf_counter() - t0, "pid": os.getpid(), "versions": backend.versions(),
-          "cpu": cpu_model(),
-          "blas": blas})  # fmt: skip
+    send(
+        {
+            "type": "ready",
+            "import_s": time.perf_counter() - t0,
+            "pid": os.getpid(),
+            "versions": backend.versions(),
+            "cpu": cpu_model(),
+            "blas": blas,
+        }
+    )
 
     splits = SplitCache(os.environ.get(SPLIT_CACHE_ENV))
     tasks: dict[str, Task] = {}
@@ -114,19 +121,44 @@ def main() -> None:
             split = splits.get(task, int(job["seed"]))
             expected = job.get("data_fingerprint")
             if expected and data_fingerprint(split) != expected:
-                send({"type": "result", "id": job["id"], "record": {
-                    "status": "error", "error": f"the data of task {job['task']!r} here (fingerprint "
-                    f"{data_fingerprint(split)}) is not the data the plan was made on ({expected}): results on "
-                    "other data would be mixed with the run's; make the same data available, or start a new run"}})  # fmt: skip
+                send(
+                    {
+                        "type": "result",
+                        "id": job["id"],
+                        "record": {
+                            "status": "error",
+                            "error": f"the data of task {job['task']!r} here (fingerprint "
+                            f"{data_fingerprint(split)}) is not the data the plan was made on ({expected}): results on "
+                            "other data would be mixed with the run's; make the same data available, or start a "
+                            "new run",
+                        },
+                    }
+                )
                 continue
         except Exception as exc:
-            send({"type": "result", "id": job["id"], "record": {
-                "status": "error", "error": f"loading task {job['task']!r} failed: {type(exc).__name__}: {exc}",
-                "traceback": _tail(exc)}})  # fmt: skip
+            send(
+                {
+                    "type": "result",
+                    "id": job["id"],
+                    "record": {
+                        "status": "error",
+                        "error": f"loading task {job['task']!r} failed: {type(exc).__name__}: {exc}",
+                        "traceback": _tail(exc),
+                    },
+                }
+            )
             continue
         record = execute(backend, task, split, job, emit=send)
         try:
             send({"type": "result", "id": job["id"], "record": record})
         except (TypeError, ValueError) as exc:  # something in the record is not JSON: say so, keep going
-            send({"type": "result", "id": job["id"], "record": {
-                "status": "error", "error": f"the job's record could not be sent: {type(exc).__name__}: {exc}"}})
+            send(
+                {
+                    "type": "result",
+                    "id": job["id"],
+                    "record": {
+                        "status": "error",
+                        "error": f"the job's record could not be sent: {type(exc).__name__}: {exc}",
+                    },
+                }
+            )

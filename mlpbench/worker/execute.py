@@ -45,8 +45,9 @@ def _tail(exc: BaseException, lines: int = 12) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-lines:])
 
 
-def _decision_grid(backend: Backend, X_train: np.ndarray, y_train: np.ndarray, parts: tuple[np.ndarray, ...],
-                   n: int = GRID_SIZE) -> dict[str, Any]:
+def _decision_grid(
+    backend: Backend, X_train: np.ndarray, y_train: np.ndarray, parts: tuple[np.ndarray, ...], n: int = GRID_SIZE
+) -> dict[str, Any]:
     """Predictions of the trained model on an n x n grid over the data (for the report's decision boundary).
 
     ``proba`` holds P(class 1) for binary tasks and the predicted class for multi-class ones; untimed.
@@ -58,10 +59,13 @@ def _decision_grid(backend: Backend, X_train: np.ndarray, y_train: np.ndarray, p
     gx, gy = np.meshgrid(xs, ys)
     p = backend.predict(np.ascontiguousarray(np.column_stack([gx.ravel(), gy.ravel()]), dtype=X_train.dtype))
     values = p[:, 1] if p.shape[1] == 2 else p.argmax(axis=1)
-    return {"x": np.round(xs, 4).tolist(), "y": np.round(ys, 4).tolist(),
-            "proba": np.round(np.asarray(values, dtype=np.float64).reshape(n, n), 4).tolist(),
-            "points": np.round(X_train.astype(np.float64), 4).tolist(),
-            "labels": np.asarray(y_train).tolist()}  # fmt: skip
+    return {
+        "x": np.round(xs, 4).tolist(),
+        "y": np.round(ys, 4).tolist(),
+        "proba": np.round(np.asarray(values, dtype=np.float64).reshape(n, n), 4).tolist(),
+        "points": np.round(X_train.astype(np.float64), 4).tolist(),
+        "labels": np.asarray(y_train).tolist(),
+    }
 
 
 def _iqr(values: list[float]) -> float | None:
@@ -85,8 +89,12 @@ def evaluate_epoch(
     t_eval = time.perf_counter()
     X_train, y_train, X_val, y_val = data
     p_train, p_val = backend.predict(X_train), backend.predict(X_val)
-    point = {"epoch": epoch, "epoch_time_s": took, "elapsed_s": elapsed,
-             "running_loss": float(running) if running is not None else None}  # fmt: skip
+    point = {
+        "epoch": epoch,
+        "epoch_time_s": took,
+        "elapsed_s": elapsed,
+        "running_loss": float(running) if running is not None else None,
+    }
     _finite("prediction on the training set", p_train)
     _finite("prediction on the validation set", p_val)
     point["train_loss"] = metrics.loss(spec.loss, y_train, p_train)
@@ -128,8 +136,9 @@ def _whole_call_curve(
     running = [float(v) for v in losses] if losses else [None] * n
     absent = {"train_loss": None, "val_loss": None, **{f"val_{m}": None for m in task.metrics}}
     for epoch in range(1, n):
-        record["curve"].append({"epoch": epoch, "epoch_time_s": None, "elapsed_s": None,
-                                "running_loss": running[epoch - 1], **absent})  # fmt: skip
+        record["curve"].append(
+            {"epoch": epoch, "epoch_time_s": None, "elapsed_s": None, "running_loss": running[epoch - 1], **absent}
+        )
     record["curve"].append(evaluate_epoch(backend, task, spec, data, n, None, took, running[-1]))
     return NativeFit(timing="whole_call", train_time_s=took, epochs_run=n)
 
@@ -157,8 +166,14 @@ def execute(
     y_train, y_val, y_test = split.y_train, split.y_val, split.y_test
     if task.kind == "regression":
         y_train, y_val, y_test = (np.ascontiguousarray(a, dtype=dt) for a in (y_train, y_val, y_test))
-    record.update(n_train=len(X_train), n_val=len(X_val), n_test=len(X_test), n_parameters=spec.n_parameters(),
-                  target_metric=task.target_metric, target=task.target)  # fmt: skip
+    record.update(
+        n_train=len(X_train),
+        n_val=len(X_val),
+        n_test=len(X_test),
+        n_parameters=spec.n_parameters(),
+        target_metric=task.target_metric,
+        target=task.target,
+    )
 
     epoch_times: list[float] = []
     elapsed = cpu = 0.0
@@ -188,8 +203,10 @@ def execute(
                     if asked_to_stop:
                         raise RuntimeError(f"fit_native trained epoch {epoch} after epoch_end asked it to stop")
                     if epoch != len(epoch_times) + 1:
-                        raise RuntimeError(f"fit_native reported epoch {epoch} after {len(epoch_times)} epoch(s): "
-                                           "call epoch_end once per epoch, in order")  # fmt: skip
+                        raise RuntimeError(
+                            f"fit_native reported epoch {epoch} after {len(epoch_times)} epoch(s): "
+                            "call epoch_end once per epoch, in order"
+                        )
                     took = float(took)
                     if not (np.isfinite(took) and took >= 0):
                         raise RuntimeError(f"fit_native reported an epoch time of {took!r} s")
@@ -198,16 +215,25 @@ def execute(
                     if running is not None:
                         _finite("training loss", running)
                     stage = "predict"
-                    point = evaluate_epoch(backend, task, spec, (X_train, y_train, X_val, y_val), epoch, took, elapsed,
-                                           running)  # fmt: skip
+                    point = evaluate_epoch(
+                        backend, task, spec, (X_train, y_train, X_val, y_val), epoch, took, elapsed, running
+                    )
                     record["curve"].append(point)
                     if record.get("time_to_target_s") is None and metrics.reached(
                         task.target_metric, point[target_metric], task.target
                     ):
                         record["time_to_target_s"] = elapsed
                         record["epochs_to_target"] = epoch
-                    emit({"type": "epoch", "id": job["id"], "epoch": epoch, "epochs": spec.epochs,
-                          "train_loss": point["train_loss"], "val_loss": point["val_loss"]})  # fmt: skip
+                    emit(
+                        {
+                            "type": "epoch",
+                            "id": job["id"],
+                            "epoch": epoch,
+                            "epochs": spec.epochs,
+                            "train_loss": point["train_loss"],
+                            "val_loss": point["val_loss"],
+                        }
+                    )
                     if stopping.active:
                         if stopping.update(epoch, point["val_loss"]) and spec.restore_best:
                             if rebuild:
@@ -232,15 +258,25 @@ def execute(
                 record["timing"] = fit.timing
                 if fit.timing == "whole_call":
                     if stopping.active:
-                        raise RuntimeError("fit_native returned whole_call timing, but the runner's early stopping "
-                                           "needs epoch_end: declare the framework's own in native_early_stopping")
+                        raise RuntimeError(
+                            "fit_native returned whole_call timing, but the runner's early stopping "
+                            "needs epoch_end: declare the framework's own in native_early_stopping"
+                        )
                     stage = "predict"
-                    whole_call = _whole_call_curve(backend, task, spec, (X_train, y_train, X_val, y_val), fit,
-                                                   epoch_times, record)  # fmt: skip
+                    whole_call = _whole_call_curve(
+                        backend, task, spec, (X_train, y_train, X_val, y_val), fit, epoch_times, record
+                    )
                     elapsed = whole_call.train_time_s
-                    emit({"type": "epoch", "id": job["id"], "epoch": whole_call.epochs_run, "epochs": spec.epochs,
-                          "train_loss": record["curve"][-1]["train_loss"],
-                          "val_loss": record["curve"][-1]["val_loss"]})  # fmt: skip
+                    emit(
+                        {
+                            "type": "epoch",
+                            "id": job["id"],
+                            "epoch": whole_call.epochs_run,
+                            "epochs": spec.epochs,
+                            "train_loss": record["curve"][-1]["train_loss"],
+                            "val_loss": record["curve"][-1]["val_loss"],
+                        }
+                    )
                 elif fit.timing != "per_epoch":
                     raise RuntimeError(f"fit_native returned timing {fit.timing!r}; expected {' or '.join(TIMINGS)}")
                 elif not epoch_times:
@@ -253,8 +289,9 @@ def execute(
                         stage = "restore best weights"
                         backend.build(spec, best_weights, seed)
                 elif own:  # the framework's own early stopping: what it reports
-                    record.update(best_epoch=fit.best_epoch, stopped_early=fit.stopped_early,
-                                  restored_best=fit.restored_best)  # fmt: skip
+                    record.update(
+                        best_epoch=fit.best_epoch, stopped_early=fit.stopped_early, restored_best=fit.restored_best
+                    )
             else:
                 record["timing"] = "per_epoch"
                 record["early_stopping"] = "runner" if spec.patience else None
@@ -282,16 +319,25 @@ def execute(
                         _finite("training loss", running)
                     # Evaluation is not timed: the core computes every loss and metric from predictions.
                     stage = "predict"
-                    point = evaluate_epoch(backend, task, spec, (X_train, y_train, X_val, y_val), epoch + 1, took,
-                                           elapsed, running)  # fmt: skip
+                    point = evaluate_epoch(
+                        backend, task, spec, (X_train, y_train, X_val, y_val), epoch + 1, took, elapsed, running
+                    )
                     record["curve"].append(point)
                     if record.get("time_to_target_s") is None and metrics.reached(
                         task.target_metric, point[target_metric], task.target
                     ):
                         record["time_to_target_s"] = elapsed
                         record["epochs_to_target"] = epoch + 1
-                    emit({"type": "epoch", "id": job["id"], "epoch": epoch + 1, "epochs": spec.epochs,
-                          "train_loss": point["train_loss"], "val_loss": point["val_loss"]})  # fmt: skip
+                    emit(
+                        {
+                            "type": "epoch",
+                            "id": job["id"],
+                            "epoch": epoch + 1,
+                            "epochs": spec.epochs,
+                            "train_loss": point["train_loss"],
+                            "val_loss": point["val_loss"],
+                        }
+                    )
                     if stopping.active:
                         if stopping.update(epoch + 1, point["val_loss"]) and spec.restore_best:
                             if rebuild:

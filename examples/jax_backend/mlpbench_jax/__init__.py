@@ -22,9 +22,13 @@ __version__ = "0.1.0"
 
 def _activation(jax: Any, name: str, z: Any) -> Any:
     nn = jax.nn
-    return {"sigmoid": nn.sigmoid, "tanh": jax.numpy.tanh, "relu": nn.relu,
-            "leaky_relu": partial(nn.leaky_relu, negative_slope=LEAKY_RELU_SLOPE),
-            "elu": partial(nn.elu, alpha=ELU_ALPHA)}[name](z)  # fmt: skip
+    return {
+        "sigmoid": nn.sigmoid,
+        "tanh": jax.numpy.tanh,
+        "relu": nn.relu,
+        "leaky_relu": partial(nn.leaky_relu, negative_slope=LEAKY_RELU_SLOPE),
+        "elu": partial(nn.elu, alpha=ELU_ALPHA),
+    }[name](z)
 
 
 def _forward(jax: Any, spec: ModelSpec, params: list, X: Any, key: Any = None) -> Any:
@@ -102,14 +106,16 @@ class JaxMLP(Backend):
         self.spec_ = spec
         self.params_ = [(jnp.asarray(W, dtype=spec.dtype), jnp.asarray(b, dtype=spec.dtype)) for W, b in weights]
         zeros = self.jax.tree.map(jnp.zeros_like, self.params_)
-        self.state_ = {"sgd": {}, "momentum": {"v": zeros}, "nesterov": {"v": zeros},
-                       "adam": {"m": zeros, "v": zeros}}[spec.optimizer]  # fmt: skip
+        self.state_ = {"sgd": {}, "momentum": {"v": zeros}, "nesterov": {"v": zeros}, "adam": {"m": zeros, "v": zeros}}[
+            spec.optimizer
+        ]
         self.t_ = 0
         self.key_ = self.jax.random.key(seed)
         self._data: tuple[Any, ...] = (None, None, None, None)
 
-    def _train_step(self, spec: ModelSpec, params: list, state: dict, t: Any, X: Any, y: Any, idx: Any,
-                    key: Any) -> tuple[list, dict, Any]:  # fmt: skip
+    def _train_step(
+        self, spec: ModelSpec, params: list, state: dict, t: Any, X: Any, y: Any, idx: Any, key: Any
+    ) -> tuple[list, dict, Any]:
         jax = self.jax
         loss, grads = jax.value_and_grad(partial(_loss, jax, spec))(params, X[idx], y[idx], jax.random.fold_in(key, t))
         if spec.l2:
@@ -130,8 +136,9 @@ class JaxMLP(Backend):
         total, count = 0.0, 0
         for idx in batches:
             self.t_ += 1
-            self.params_, self.state_, loss = self._step(self.spec_, self.params_, self.state_,
-                                                         np.int32(self.t_), Xd, yd, idx, self.key_)  # fmt: skip
+            self.params_, self.state_, loss = self._step(
+                self.spec_, self.params_, self.state_, np.int32(self.t_), Xd, yd, idx, self.key_
+            )
             total, count = total + loss * len(idx), count + len(idx)  # stays on the device: no sync per batch
         return float(total) / max(count, 1)
 
