@@ -1,7 +1,8 @@
 """The table printed at the end of a run: per task, grid point and backend, quality and speed at a glance.
 
 A gridded run gets one leading column per swept task-level setting (and ``mode`` when a task ran in
-more than one), so no row pools the jobs of two grid points; a run without a grid looks as it always did.
+more than one, ``host`` when its records come from more than one machine), so no row pools the jobs of
+two grid points, modes or machines; a run without a grid looks as it always did.
 """
 
 from __future__ import annotations

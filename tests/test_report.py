@@ -15,6 +15,7 @@ from mlpbench import load_results
 from mlpbench.cli import main
 from mlpbench.report import Column, best_backends, fmt_g, fmt_metric, md_text, task_columns
 from mlpbench.store import ResultsStore
+from mlpbench.summary import summary_frame
 
 TASKS = ("xor", "diabetes")
 # A second backend name for the reference implementation, loaded as a --plugin file: every table
@@ -53,8 +54,9 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory, plugin: Path) -> Path:
 def _copy_stored_results(src: Path, dst: Path) -> Path:
     """Only what a run stores: no report, no figure, no CSV export, no log."""
     dst.mkdir(parents=True)
-    for name in ("runs.jsonl", "env.json", "config.json"):
-        shutil.copy(src / name, dst / name)
+    for name in ("runs.jsonl", "env.json", "config.json", "references.json"):
+        if (src / name).is_file():
+            shutil.copy(src / name, dst / name)
     return dst
 
 
@@ -62,6 +64,7 @@ def _md_tables(md: str) -> dict[str, list[list[str]]]:
     """Each task's table in report.md as rows of cells (header row first)."""
     tables = {}
     for block in re.split(r"^## Task: ", md, flags=re.M)[1:]:
+        block = block.split("\n## ", 1)[0]  # the task's own section: references and modes follow in their own
         name = block.splitlines()[0].strip()
         lines = [ln for ln in block.splitlines() if ln.startswith("| ")]
         rows = [[c.strip() for c in ln.strip().strip("|").split(" | ")] for ln in lines]
@@ -371,3 +374,48 @@ def test_a_failing_report_warns_and_keeps_the_results(
     assert not (out / "report.html").exists()
     runs = load_results(out).runs
     assert list(runs["status"]) == ["ok"] and (out / "runs.csv").exists()
+
+
+# ---------------------------------------------------------------------------- machines
+def test_records_from_two_machines_are_grouped_by_host(run_dir: Path, tmp_path: Path) -> None:
+    """The run's records, and a copy of them from another machine: a machine table, tables split by host."""
+    d = _copy_stored_results(run_dir, tmp_path / "two")
+    env = json.loads((d / "env.json").read_text())
+    records = ResultsStore(run_dir).records()
+    here = records[0]["host"]
+    for i, r in enumerate(records):
+        r.update(concurrency=2, cores=[0, 1] if i % 2 else [2, 3])
+    other = [{**r, "id": r["id"] + "@b", "host": "hostB", "cpu": "Other CPU", "matmul_gflops": 10.0,
+              "cores_total": 8, "cores": None} for r in records]  # fmt: skip
+    (d / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records + other), encoding="utf-8")
+    assert main(["report", str(d)]) == 0
+    md = (d / "report.md").read_text(encoding="utf-8")
+    machine = md.split("## Machine", 1)[1].split("\n## ", 1)[0]
+    assert "| **jobs at once** | 2 (jobs shared the machine) |" in machine
+    assert "pinned to cores 2–3; 0–1 (one set per concurrent worker); 8 jobs not pinned" in machine
+    assert "not comparable" in machine
+    rows = [ln for ln in machine.splitlines() if ln.startswith(f"| {md_text(here)} |") or ln.startswith("| hostB |")]
+    n = len(records)
+    assert rows == [
+        f"| {md_text(here)} | {md_text(records[0]['cpu'])} | {env['cores']} | {fmt_g(env['matmul_gflops'])} | {n} ok |",
+        f"| hostB | Other CPU | 8 | 10 | {n} ok |",
+    ]
+    tables = _md_tables(md)
+    for task, (header, *body) in tables.items():
+        assert header[:2] == ["host", "backend"]
+        hosts = [md_text(here)] * 2 + ["hostB"] * 2
+        assert [(r[0], r[1]) for r in body] == list(zip(hosts, ["numpy", "numpy\\_twin"] * 2, strict=True))
+        assert all(r[header.index("jobs")] == "2 ok" for r in body)
+        col = header.index("epoch ms")
+        for group in (body[:2], body[2:]):  # each machine's rows are ranked on their own
+            assert any(r[col].startswith("**") for r in group), (task, [r[col] for r in body])
+        gflops = header.index("train GFLOP/s")
+        for mine, theirs in zip(body[:2], body[2:], strict=True):  # each share is of its own machine's peak
+            pct = [float(re.search(r"\(([\d.e+-]+)% of peak\)", r[gflops])[1]) for r in (mine, theirs)]
+            assert _main_value(mine[gflops]) == _main_value(theirs[gflops])  # the same records...
+            assert pct[1] / pct[0] == pytest.approx(env["matmul_gflops"] / 10.0, rel=0.05)  # ...other peaks
+    res = load_results(d)
+    frame = summary_frame(res.runs, res.curves, res.config)
+    assert list(frame.columns[:3]) == ["task", "host", "backend"] and len(frame) == 8
+    page = (d / "report.html").read_text(encoding="utf-8")
+    assert "Other CPU" in page.split('<section id="machine">', 1)[1].split("</section>", 1)[0]

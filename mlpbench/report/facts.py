@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .format import DASH, fmt_g, missing
+from .machines import hosts, placement_facts
 from .tables import num, status_counts
 
 if TYPE_CHECKING:
@@ -107,8 +108,12 @@ def machine_facts(report: Report) -> list[tuple[str, str]]:
     """The machine and software, from env.json, and the libraries the backends' workers reported."""
     env = report.results.env or {}
     required = [("libraries the backends required", required_libraries(report) or DASH)]
+    placed, n_hosts = placement_facts(report.records), len(hosts(report.records))
+    if n_hosts > 1:
+        placed.append(("machines", f"{n_hosts}, listed below; the other rows here describe the machine the run "
+                       "started on (env.json)"))  # fmt: skip
     if not env:
-        return [("environment", "not recorded (no env.json)"), *required]
+        return [("environment", "not recorded (no env.json)"), *placed, *required]
     blas = env.get("blas") or []
     blas_text = "; ".join(
         " ".join(str(x) for x in (b.get("internal_api"), b.get("version"), b.get("architecture")) if x)
@@ -123,6 +128,7 @@ def machine_facts(report: Report) -> list[tuple[str, str]]:
     return [
         ("CPU", f"{env.get('cpu', DASH)}, {env.get('cores', '?')} logical cores{memory}"),
         ("threads per worker", str(env.get("threads", DASH))),
+        *placed,
         ("thread environment", ", ".join(f"{k}={v}" for k, v in sorted(threads.items())) or DASH),
         ("BLAS", blas_text or DASH),
         ("matmul peak", peak),

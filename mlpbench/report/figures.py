@@ -84,9 +84,43 @@ def _band(ax: Any, curves: pd.DataFrame, x: str, y: str, colour: str, label: str
         return
     xs = stats.index.to_series() if x == "epoch" else g[x].median()
     width, style = _LINE_STYLES[order % len(_LINE_STYLES)]
-    ax.plot(xs.values, stats["median"].values, color=colour, lw=width, ls=style, label=text(label), zorder=3 + order)
+    marker = "o" if len(stats) == 1 else None  # a whole-call native fit: only its last epoch is evaluated
+    ax.plot(xs.values, stats["median"].values, color=colour, lw=width, ls=style, label=text(label), zorder=3 + order,
+            marker=marker)  # fmt: skip
     if g.size().max() > 1:
         ax.fill_between(xs.values, stats["min"].values, stats["max"].values, color=colour, alpha=0.13, lw=0)
+
+
+def mark_stops(ax: Any, curves: pd.DataFrame, column: str, mark: Any, colour: str, best: bool = True) -> bool:
+    """Early stopping on a loss panel: the median best epoch on the median line (a triangle, when `best`),
+    and the median epoch at which the seeds that stopped early stopped (a dotted vertical line).
+
+    `mark` is an `early.StopMark` (``best``, ``stopped``); returns whether anything was drawn.
+    """
+    drew = False
+    stats = curves.dropna(subset=[column]).groupby("epoch")[column].median()
+    if best and mark.best is not None and len(stats):
+        y = float(np.interp(mark.best, stats.index.to_numpy(dtype=float), stats.to_numpy(dtype=float)))
+        ax.plot([mark.best], [y], marker="v", ms=8, color=colour, mec="black", mew=0.7, ls="none", zorder=20)
+        drew = True
+    if mark.stopped is not None:
+        ax.axvline(mark.stopped, color=colour, ls=":", lw=1.4, zorder=2)
+        drew = True
+    return drew
+
+
+def legend_with_stops(ax: Any, stops_drawn: bool, loc: str = "upper right") -> None:
+    """The backends' legend, and what the early-stopping marks mean when some were drawn."""
+    handles, labels = ax.get_legend_handles_labels()
+    if stops_drawn:
+        from matplotlib.lines import Line2D
+
+        handles += [
+            Line2D([], [], marker="v", ms=7, color="#555", mec="black", mew=0.7, ls="none"),
+            Line2D([], [], color="#555", ls=":", lw=1.4),
+        ]
+        labels += ["best epoch (median)", "stopped early (median)"]
+    ax.legend(handles, labels, loc=loc)
 
 
 def _plain(value: float, _pos: Any = None) -> str:
@@ -109,25 +143,39 @@ def _positive(series: pd.Series) -> bool:
 
 @_styled
 def loss_curves(
-    curves: pd.DataFrame, backends: Sequence[str], palette: dict[str, str], task: str, loss_name: str, path: Path
+    curves: pd.DataFrame,
+    backends: Sequence[str],
+    palette: dict[str, str],
+    task: str,
+    loss_name: str,
+    path: Path,
+    stops: dict[str, Any] | None = None,
 ) -> Path | None:
-    """Training and validation loss against epoch, one colour per backend (median line, min-max band)."""
+    """Training and validation loss against epoch, one colour per backend (median line, min-max band).
+
+    `stops` (backend -> `early.StopMark`) marks early stopping: the best epoch on the validation curve,
+    where training stopped on both.
+    """
     if curves.empty or curves[["train_loss", "val_loss"]].isna().all().all():
         return None
     fig, axes = _figure(10.5, 3.6, ncols=2, sharey=True)
     log = _positive(curves["train_loss"]) and _positive(curves["val_loss"])
+    drawn = False
     for ax, column, title in zip(
         axes[0], ("train_loss", "val_loss"), ("training loss", "validation loss"), strict=True
     ):
         for i, b in enumerate(backends):
             _band(ax, curves[curves["backend"] == b], "epoch", column, palette[b], b, i)
+            if stops and b in stops:
+                mine = curves[curves["backend"] == b]
+                drawn |= mark_stops(ax, mine, column, stops[b], palette[b], best=column == "val_loss")
         ax.set_title(f"{text(task)}: {title}")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if log:
             _log(ax, "y")
     axes[0][0].set_ylabel(text(loss_name) + (" (log scale)" if log else ""))
-    axes[0][1].legend(loc="upper right")
+    legend_with_stops(axes[0][1], drawn)
     return _save(fig, path)
 
 

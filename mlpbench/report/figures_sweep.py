@@ -15,7 +15,19 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
-from .figures import _LINE_STYLES, _band, _figure, _log, _plain, _positive, _save, _styled, text
+from .figures import (
+    _LINE_STYLES,
+    _band,
+    _figure,
+    _log,
+    _plain,
+    _positive,
+    _save,
+    _styled,
+    legend_with_stops,
+    mark_stops,
+    text,
+)
 
 _MAX_COLUMNS = 4  # small multiples per figure row
 
@@ -114,9 +126,17 @@ def sweep(
 
 @_styled
 def loss_by_point(
-    curves: dict[str, pd.DataFrame], backends: Sequence[str], palette: dict[str, str], task: str, path: Path
+    curves: dict[str, pd.DataFrame],
+    backends: Sequence[str],
+    palette: dict[str, str],
+    task: str,
+    path: Path,
+    stops: dict[str, dict[str, Any]] | None = None,
 ) -> Path | None:
-    """Validation loss per epoch in one small panel per grid point (median line, min–max band over seeds)."""
+    """Validation loss per epoch in one small panel per grid point (median line, min–max band over seeds).
+
+    `stops` (panel title -> backend -> `early.StopMark`) marks each backend's best epoch and where it stopped.
+    """
     panels = [(title, c) for title, c in curves.items() if len(c) and c["val_loss"].notna().any()]
     if not panels:
         return None
@@ -125,16 +145,20 @@ def loss_by_point(
     fig, axes = _figure(3.0 * ncols + 0.8, 2.5 * nrows + 0.5, ncols=ncols, nrows=nrows, sharex=True)
     log = all(_positive(c["val_loss"]) for _, c in panels)
     flat = list(axes.flat)
+    drawn = False
     for ax, (title, c) in zip(flat, panels, strict=False):
+        marks = (stops or {}).get(title) or {}
         for i, b in enumerate(backends):
             _band(ax, c[c["backend"] == b], "epoch", "val_loss", palette[b], b, i)
+            if b in marks:
+                drawn |= mark_stops(ax, c[c["backend"] == b], "val_loss", marks[b], palette[b])
         ax.set_title(text(title), fontsize=9)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if log:
             _log(ax, "y")
     for ax in flat[len(panels) :]:
         ax.set_visible(False)
-    flat[0].legend(loc="upper right")
+    legend_with_stops(flat[0], drawn)
     fig.supxlabel("epoch", fontsize=9.5)
     fig.supylabel("validation loss" + (" (log scale)" if log else ""), fontsize=9.5)
     fig.suptitle(f"{text(task)}: validation loss at each grid point", fontsize=10.5, fontweight="bold")

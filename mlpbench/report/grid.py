@@ -20,6 +20,8 @@ import pandas as pd
 from ..choices import BackendChoice
 
 MODE = "mode"  # a pseudo-setting: a leading column only when a task ran in more than one mode
+HOST = "host"  # another: a leading column only when a task's records come from more than one machine
+_PSEUDO = (MODE, HOST)
 
 
 def value_text(value: Any) -> str:
@@ -70,16 +72,21 @@ def is_backend_option(setting: str, task: str) -> bool:
 
 
 def point_settings(runs: pd.DataFrame, task: str, config: dict[str, Any] | None) -> list[str]:
-    """The columns that tell a task's grid points apart: task-level settings, then ``mode`` if it varies."""
+    """The columns that tell a task's grid points apart: task-level settings, then ``mode`` and ``host``.
+
+    ``mode`` only when the task ran in more than one mode, ``host`` only when its records come from more
+    than one machine: timings from different machines are not comparable, so their rows are ranked apart.
+    """
     settings = [s for s in applicable(runs, swept_settings(runs, config)) if not is_backend_option(s, task)]
-    if "mode" in runs and runs["mode"].dropna().nunique() > 1:
-        settings.append(MODE)
+    for pseudo in _PSEUDO:
+        if pseudo in runs and runs[pseudo].dropna().nunique() > 1:
+            settings.append(pseudo)
     return settings
 
 
 def column(setting: str) -> str:
     """The runs-table column of a setting."""
-    return MODE if setting == MODE else f"grid_{setting}"
+    return setting if setting in _PSEUDO else f"grid_{setting}"
 
 
 def ordered_values(setting: str, values: list[Any], config: dict[str, Any] | None) -> list[str]:
@@ -87,6 +94,8 @@ def ordered_values(setting: str, values: list[Any], config: dict[str, Any] | Non
     seen = list(dict.fromkeys(value_text(v) for v in values if value_text(v) != ""))
     if setting == MODE:
         listed = [value_text(v) for v in (config or {}).get("modes") or []]
+    elif setting == HOST:
+        listed = []  # in the order the records came
     else:
         listed = [value_text(v) for v in ((config or {}).get("grid") or {}).get(setting) or []]
     return [v for v in listed if v in seen] + [v for v in seen if v not in listed]
@@ -143,3 +152,13 @@ def numeric_positions(values: list[str]) -> list[float] | None:
         return [float(v) for v in values]
     except ValueError:
         return None
+
+
+def group_text(settings: list[str]) -> str:
+    """How a table's rows are ranked, for its legend: "" or " within each grid point, mode and machine"."""
+    names = (["grid point"] if any(s not in _PSEUDO for s in settings) else []) + [
+        {MODE: "mode", HOST: "machine"}[s] for s in _PSEUDO if s in settings
+    ]
+    if not names:
+        return ""
+    return " within each " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1])

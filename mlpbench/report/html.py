@@ -36,7 +36,15 @@ from .facts import (
     run_facts,
     scaling_cells,
 )
+from .grid import group_text
+from .machines import MACHINE_COLUMNS, MACHINES_NOTE, hosts, machine_rows
 from .model import SCALING_FIGURE, Figure, Report, TaskSection, slug
+from .modes import MODES_NOTE, ModesSection
+from .modes import cells as mode_cells
+from .modes import headers as mode_headers
+from .references import REFERENCES_NOTE, ReferenceTable
+from .references import cells as reference_cells
+from .references import headers as reference_headers
 from .sweep import SweepSection, best_metric_text, cell_text, fastest_text
 from .tables import COLUMN_NOTES
 
@@ -109,12 +117,58 @@ def _section(s: TaskSection, palette: dict[str, str], report: Report) -> dict[st
         "task": s.task,
         "slug": slug(s.task),
         "setup": s.setup,
-        "gridded": bool(s.settings),
+        "ranked": group_text(s.settings),
         "columns": _head(columns),
         "rows": rows,
         "figures": [_figure(f, s.task) for f in s.figures],
+        "stopping": {"heading": s.stopping_heading, "lines": s.stopping} if s.stopping else None,
+        "references": _references(s.references) if s.references is not None else None,
+        "modes": _modes(s.modes) if s.modes is not None else None,
         "sweep": _sweep(s.sweep) if s.sweep is not None else None,
         "scaling": _scaling(report) if s.task == SCALING_TASK else None,
+    }
+
+
+def _text_cells(texts: list[str], numeric: Collection[int]) -> list[dict[str, Any]]:
+    return [{"text": t, "cls": "num" if i in numeric else "", "best": False} for i, t in enumerate(texts)]
+
+
+def _references(t: ReferenceTable) -> dict[str, Any]:
+    names = reference_headers(t)
+    numeric = {len(names) - 2, len(names) - 1}
+    return {
+        "slug": slug(t.task),
+        "task": t.task,
+        "note": REFERENCES_NOTE,
+        "columns": _head([(h, "num" if i in numeric else "", "") for i, h in enumerate(names)]),
+        "rows": [_text_cells(reference_cells(t, r), numeric) for r in t.rows],
+        "errors": t.errors,
+        "comparison": t.comparison,
+    }
+
+
+def _modes(m: ModesSection) -> dict[str, Any]:
+    names = mode_headers(m)
+    numeric = set(range(len(m.settings) + 1, len(names)))
+    return {
+        "slug": slug(m.task),
+        "task": m.task,
+        "note": MODES_NOTE,
+        "columns": _head([(h, "num" if i in numeric else "", "") for i, h in enumerate(names)]),
+        "rows": [_text_cells(mode_cells(p), numeric) for p in m.pairs],
+        "loops": m.loops,
+        "figure": _figure(m.figure, m.task) if m.figure else None,
+    }
+
+
+def _machines(report: Report) -> dict[str, Any] | None:
+    rows = machine_rows(report.records, report.results.env or {})
+    if not rows:
+        return None
+    return {
+        "note": MACHINES_NOTE.format(n=len(hosts(report.records))),
+        "columns": _plain(MACHINE_COLUMNS, set(MACHINE_COLUMNS[2:4])),
+        "rows": [_text_cells(r, {2, 3}) for r in rows],
     }
 
 
@@ -215,6 +269,8 @@ def render_html(report: Report) -> str:
     toc = [("run", "What ran"), ("machine", "Machine")]
     for s in report.sections:
         toc.append((f"task-{slug(s.task)}", s.task))
+        if s.modes is not None:
+            toc.append((f"modes-{slug(s.task)}", f"{s.task} modes"))
         if s.sweep is not None:
             toc.append((f"sweep-{slug(s.task)}", f"{s.task} sweep"))
     if report.profile is not None:
@@ -240,7 +296,8 @@ def render_html(report: Report) -> str:
         backend_columns=_plain(["backend", "implementation", "options", "versions", "jobs"]),
         backend_facts=facts,
         machine_facts=machine_facts(report),
-        glance=[g for s in report.sections for g in s.glance] + (report.profile.lines if report.profile else []),
+        machines=_machines(report),
+        glance=report.glance,
         notes=COLUMN_NOTES,
         sections=[_section(s, palette, report) for s in report.sections],
         profile=_profile(report),

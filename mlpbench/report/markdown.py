@@ -17,7 +17,15 @@ from .facts import (
     scaling_cells,
 )
 from .format import code_span, md_text
+from .grid import group_text
+from .machines import MACHINE_COLUMNS, MACHINES_NOTE, hosts, machine_rows
 from .model import SCALING_FIGURE, Figure, Report, TaskSection
+from .modes import MODES_NOTE, ModesSection
+from .modes import cells as mode_cells
+from .modes import headers as mode_headers
+from .references import REFERENCES_NOTE, ReferenceTable
+from .references import cells as reference_cells
+from .references import headers as reference_headers
 from .sweep import SweepSection, best_metric_text, cell_text, fastest_text
 from .tables import COLUMN_NOTES, Column
 
@@ -67,13 +75,44 @@ def _task(report: Report, s: TaskSection) -> list[str]:
     ]
     align = ["l"] * (len(s.settings) + 1) + ["l" if c.key == "jobs" else "r" for c in s.columns]
     out += [md_table(headers, rows, align), ""]
-    where = " at each grid point" if s.settings else ""
+    where = group_text(s.settings)
     out += [
         f"Bold: best value of the column{where} (ties included; in epoch ms every backend whose confidence "
         "interval overlaps the fastest one's). Medians over seeds; ok jobs only.",
         "",
     ]
+    if s.stopping:
+        out += [md_text(s.stopping_heading), ""] + [f"- {md_text(line)}" for line in s.stopping] + [""]
     return out + _figures(report, s.figures)
+
+
+def _references(t: ReferenceTable) -> list[str]:
+    out = [f"## References: {md_text(t.task)}", "", f"*{md_text(REFERENCES_NOTE)}*", ""]
+    if t.rows:
+        rows = [[md_text(c) for c in reference_cells(t, r)] for r in t.rows]
+        align = ["l"] * (len(rows[0]) - 2) + ["r", "r"]
+        out += [md_table([md_text(h) for h in reference_headers(t)], rows, align), ""]
+    if t.errors:
+        out += ["Not scored: " + md_text("; ".join(t.errors)), ""]
+    return out + ([md_text(t.comparison), ""] if t.comparison else [])
+
+
+def _modes(report: Report, m: ModesSection) -> list[str]:
+    out = [f"## Native vs controlled: {md_text(m.task)}", ""]
+    rows = [[md_text(c) for c in mode_cells(p)] for p in m.pairs]
+    align = ["l"] * (len(m.settings) + 1) + ["r"] * 5
+    out += [md_table([md_text(h) for h in mode_headers(m)], rows, align), "", md_text(MODES_NOTE), ""]
+    if m.loops:
+        out += ["What native runs:", ""] + [f"- {md_text(line)}" for line in m.loops] + [""]
+    return out + (_figures(report, [m.figure]) if m.figure else [])
+
+
+def _machines(report: Report) -> list[str]:
+    rows = machine_rows(report.records, report.results.env or {})
+    if not rows:
+        return []
+    table = md_table(MACHINE_COLUMNS, [[md_text(c) for c in r] for r in rows], ["l", "l", "r", "r", "l"])
+    return [md_text(MACHINES_NOTE.format(n=len(hosts(report.records)))), "", table, ""]
 
 
 def _sweep(report: Report, w: SweepSection) -> list[str]:
@@ -143,8 +182,8 @@ def render_markdown(report: Report) -> str:
     out += ["## What ran", "", _kv_table(run_facts(report)), ""]
     backends = [[md_text(f[k]) for k in _BACKEND_KEYS] for f in backend_facts(report)]
     out += [md_table(list(_BACKEND_KEYS), backends), ""]
-    out += ["## Machine", "", _kv_table(machine_facts(report)), ""]
-    glance = [g for s in report.sections for g in s.glance] + (report.profile.lines if report.profile else [])
+    out += ["## Machine", "", _kv_table(machine_facts(report)), ""] + _machines(report)
+    glance = report.glance
     if glance:
         out += ["## At a glance", ""] + [f"- {md_text(g)}" for g in glance] + [""]
     if report.sections:
@@ -152,6 +191,10 @@ def render_markdown(report: Report) -> str:
     scaling_shown = False
     for s in report.sections:
         out += _task(report, s)
+        if s.references is not None:
+            out += _references(s.references)
+        if s.modes is not None:
+            out += _modes(report, s.modes)
         if s.sweep is not None:
             out += _sweep(report, s.sweep)
         if s.task == SCALING_TASK and report.scaling:  # the scaling analysis sits beside its task's sweep

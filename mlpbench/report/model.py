@@ -1,9 +1,12 @@
 """A results directory turned into a `Report`: one `TaskSection` per task, its table, findings and figures.
 
 `build` reads only what the directory stores (runs.jsonl, env.json, config.json, parity.json,
-scaling.json) and draws the figures into ``DIR/figures/``; the renderers turn the result into text.
-A gridded task's table has one row per grid point and backend, and the task gets a sweep section
-(`sweep`); a run of two or more problems gets performance profiles (`profile`).
+scaling.json, references.json) and draws the figures into ``DIR/figures/``; the renderers turn the
+result into text. A gridded task's table has one row per grid point and backend, and the task gets a
+sweep section (`sweep`); a task that ran in both modes a native vs controlled section (`modes`), one
+with reference models their table (`references`), one with early stopping a line per row (`early`);
+records from several machines split every table by host (`machines`); a run of two or more problems
+gets performance profiles (`profile`).
 """
 
 from __future__ import annotations
@@ -17,19 +20,33 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..metrics import HIGHER_IS_BETTER
 from ..status import Status
 from ..store import Results, ResultsStore, load_results
-from .format import fmt_g, fmt_metric, missing
-from .grid import applicable, ordered_values, point_label, point_order, point_settings, points_of, swept_settings
+from . import early
+from .findings import glance, setup_line
+from .format import fmt_metric
+from .grid import (
+    HOST,
+    MODE,
+    applicable,
+    ordered_values,
+    point_label,
+    point_order,
+    point_settings,
+    points_of,
+    swept_settings,
+)
 from .grid import column as grid_column
+from .machines import apply_host_peaks, host_peaks
+from .modes import MODES_CAPTION, ModesSection, biggest_overhead, build_modes
 from .profile import PROFILE_CAPTION, PROFILE_FIGURE, Profile, build_profile
+from .references import ReferenceTable, read_references, reference_table
 from .sweep import SWEEP_CAPTION, SweepSection, build_sweep, sweep_figure_name
 from .tables import Column, mark_best, status_rank, task_columns, task_metric, task_rows
 
 FIGURES_DIR, PARITY_FILE = "figures", "parity.json"
 SCALING_FILE, SCALING_FIGURE = "scaling.json", "figures/scaling.png"  # written by `run_bench.py scaling`
-_FIGURE_SUFFIXES = ("-loss.png", "-time.png", "-speed.png", "-boundary.png", "-points.png")
+_FIGURE_SUFFIXES = ("-loss.png", "-time.png", "-speed.png", "-boundary.png", "-points.png", "-modes.png")
 
 
 @dataclass
@@ -50,10 +67,14 @@ class TaskSection:
     columns: list[Column]
     rows: list[dict[str, Any]]  # each with ``best``: the keys of the columns it is best in at its grid point
     setup: str
-    settings: list[str] = field(default_factory=list)  # leading columns: the grid point's settings (and mode)
+    settings: list[str] = field(default_factory=list)  # leading columns: the grid point's settings, mode, host
     figures: list[Figure] = field(default_factory=list)
     glance: list[str] = field(default_factory=list)
     sweep: SweepSection | None = None
+    stopping: list[str] = field(default_factory=list)  # one line per row that used early stopping
+    stopping_heading: str = ""
+    references: ReferenceTable | None = None  # references.json's models on this task
+    modes: ModesSection | None = None  # native vs controlled, when the task ran in both
 
     @property
     def best(self) -> dict[str, set[str]]:
@@ -76,6 +97,13 @@ class Report:
     scaling: list[dict[str, Any]] | None = None  # scaling.json, written by `run_bench.py scaling`
     profile: Profile | None = None  # across problems: performance profiles
 
+    @property
+    def glance(self) -> list[str]:
+        """The at-a-glance lines: each task's, the biggest native overhead, the performance profiles'."""
+        out = [g for s in self.sections for g in s.glance]
+        overhead = biggest_overhead([s.modes for s in self.sections if s.modes is not None])
+        return out + ([overhead] if overhead else []) + (self.profile.lines if self.profile else [])
+
     def __repr__(self) -> str:
         return f"Report({self.path}: {len(self.tasks)} tasks, {len(self.backends)} backends)"
 
@@ -88,80 +116,6 @@ def slug(text: str) -> str:
 def _ordered(preferred: list[Any], seen: list[Any]) -> list[str]:
     out = [str(x) for x in preferred if str(x) in set(map(str, seen))]
     return out + [str(x) for x in dict.fromkeys(seen) if str(x) not in out]
-
-
-def _setup_line(records: list[dict[str, Any]], swept: list[str] | None = None) -> str:
-    """The task's network and training setup; what a grid sweeps is named as swept, not as one point's value."""
-    rec = next((r for r in records if r.get("status") == Status.OK and r.get("spec")), None)
-    rec = rec or next((r for r in records if r.get("spec")), None)
-    if rec is None:
-        return ""
-    s, order, swept = rec["spec"], list(swept or []), set(swept or [])
-
-    def val(key: str) -> Any:
-        return "(swept)" if key in swept else s.get(key)
-
-    hidden = ["(swept)"] if "hidden" in swept else (s.get("hidden") or [])
-    layers = " → ".join(str(n) for n in [s.get("n_inputs"), *hidden, s.get("n_outputs")])
-    parts = [
-        f"network {layers} ({val('activation')})",
-        f"loss {val('loss')}",
-        f"{val('optimizer')} lr {val('lr')}",
-        f"batch {val('batch_size')}",
-        f"{val('epochs')} epochs",
-        str(val("dtype")),
-    ]
-    if s.get("l2") or "l2" in swept:
-        parts.append(f"l2 {val('l2')}")
-    if s.get("dropout") or "dropout" in swept:
-        parts.append(f"dropout {val('dropout')}")
-    task_swept = any(k.partition(".")[0] == rec.get("task") for k in swept)  # the data's size may vary
-    if rec.get("n_parameters") and "hidden" not in swept and not task_swept:
-        parts.append(f"{rec['n_parameters']:,} parameters")
-    if rec.get("n_train") is not None and not task_swept:
-        parts.append(f"{rec['n_train']} train / {rec.get('n_val')} validation / {rec.get('n_test')} test samples")
-    if rec.get("target_metric") and rec.get("target") is not None:
-        parts.append(f"target: validation {rec['target_metric']} {rec['target']:g}")
-    params = {k: v for k, v in (rec.get("task_params") or {}).items() if f"{rec.get('task')}.{k}" not in swept}
-    if params:
-        parts.append("parameters " + ", ".join(f"{k}={v}" for k, v in params.items()))
-    if swept:
-        parts.append("swept: " + ", ".join(order))
-    return "; ".join(parts)
-
-
-def _glance(task: str, rows: list[dict[str, Any]], metric: str | None) -> list[str]:
-    """One-line findings: who is most accurate, who is fastest and by how much."""
-    out = []
-    scored = [r for r in rows if not missing(r["metric"])]
-    if len(scored) >= 2 and metric:
-        ranked = sorted(scored, key=lambda r: r["metric"], reverse=HIGHER_IS_BETTER.get(metric, True))
-        best, worst = ranked[0], ranked[-1]
-        if fmt_metric(best["metric"]) == fmt_metric(worst["metric"]):
-            out.append(f"{task}: every backend reaches test {metric} {fmt_metric(best['metric'])} (median over seeds)")
-        else:
-            out.append(
-                f"{task}: best test {metric} {fmt_metric(best['metric'])} ({best['backend']}), "
-                f"lowest {fmt_metric(worst['metric'])} ({worst['backend']})"
-            )
-    timed = [r for r in rows if not missing(r["epoch_ms"]) and r["epoch_ms"] > 0]
-    if len(timed) >= 2:
-        fast = min(timed, key=lambda r: r["epoch_ms"])
-        slow = max(timed, key=lambda r: r["epoch_ms"])
-        ratio = slow["epoch_ms"] / fast["epoch_ms"]
-        if ratio < 1.1:
-            out.append(
-                f"{task}: steady-state epoch times within 10% of each other "
-                f"({fmt_g(fast['epoch_ms'])}–{fmt_g(slow['epoch_ms'])} ms)"
-            )
-        else:
-            tied = [r["backend"] for r in timed if r is not fast and "epoch_ms" in r.get("best", set())]
-            ties = f"; tied with {', '.join(tied)} (overlapping 95% intervals)" if tied else ""
-            out.append(
-                f"{task}: fastest epoch {fmt_g(fast['epoch_ms'])} ms ({fast['backend']}{ties}), "
-                f"{ratio:.1f}× faster than the slowest, {slow['backend']} ({fmt_g(slow['epoch_ms'])} ms)"
-            )
-    return out
 
 
 def _clear_figures(folder: Path) -> None:
@@ -214,6 +168,7 @@ def build(path: str | Path, figures: bool = True) -> Report:
 
     palette = figs.colours(backends)
     sections, point_map = [], {}
+    peaks, refs = host_peaks(records, results.env or {}), read_references(store.path)
     for task in tasks:
         t_runs = runs[runs["task"] == task]
         t_curves = curves[curves["task"] == task] if len(curves) else curves
@@ -228,22 +183,23 @@ def build(path: str | Path, figures: bool = True) -> Report:
         points = point_order(list(points_of(t_runs, settings)), settings, orders) if settings else None
         peak = (results.env or {}).get("matmul_gflops")
         rows = task_rows(t_runs, t_curves, t_backends, peak, settings, points)
+        apply_host_peaks(rows, settings, peaks)
         mark_best(rows, columns)
         swept = applicable(t_runs, swept_settings(t_runs, config))
-        section = TaskSection(
-            task=task,
-            metric=metric,
-            columns=columns,
-            rows=rows,
-            setup=_setup_line(t_records, swept),
-            settings=settings,
-        )
+        section = TaskSection(task, metric, columns, rows, setup_line(t_records, swept), settings)
+        section.stopping = early.stopping_lines(t_runs, rows, settings)
+        section.stopping_heading = early.stopping_heading(t_runs) if section.stopping else ""
+        section.references = reference_table(refs, task, metric, rows) if refs is not None else None
+        section.modes = build_modes(task, t_runs, rows, settings, metric)
         ctx = _FigureContext(figs, task, palette, metric, loss_name, fig_dir)
         draw = ctx.sweep_figure if figures else None
         section.sweep = build_sweep(task, t_runs, rows, columns, settings, t_backends, metric, config, draw)
-        section.glance = section.sweep.glance if section.sweep else _glance(task, rows, metric)
+        section.glance = section.sweep.glance if section.sweep else glance(task, rows, metric)
         if figures:
             section.figures = ctx.task_figures(t_runs, t_curves, t_records, rows, t_backends, settings)
+            if section.modes is not None:
+                p = figs_modes().modes(section.modes.pairs, palette, task, fig_dir / f"{slug(task)}-modes.png")
+                section.modes.figure = Figure(p, "Epoch time, native vs controlled", MODES_CAPTION) if p else None
         sections.append(section)
     profile = build_profile(runs, curves, backends, point_map)
     if profile is not None and figures:
@@ -270,6 +226,13 @@ def figs_sweep() -> Any:
     return figures_sweep
 
 
+def figs_modes() -> Any:
+    """The native vs controlled drawing module (matplotlib: imported only when a report is built)."""
+    from . import figures_modes
+
+    return figures_modes
+
+
 _LOSS_CAPTION = (
     "Median over seeds (line) and min–max range (band). Every backend starts from the same weights and sees "
     "the same batches, and mlpbench computes the losses from each backend's predictions: backends that "
@@ -284,8 +247,12 @@ _BOUNDARY_CAPTION = (
     "Predicted probability of class 1 over the input plane after training (first seed), with the training points."
 )
 _POINTS_CAPTION = (
-    "One panel per grid point: validation loss per epoch, median over seeds (line) and min–max range (band). "
-    "The sweep below shows epoch time and test metric across the grid."
+    "One panel per grid point: validation loss per epoch, median over seeds (line) and min–max range (band)."
+)
+_SWEEP_BELOW = " The sweep below shows epoch time and test metric across the grid."
+_STOPS_CAPTION = (
+    " Early stopping: a triangle marks each backend's median best epoch, a dotted line the median epoch at "
+    "which its seeds that stopped early stopped."
 )
 
 
@@ -321,11 +288,12 @@ class _FigureContext:
         if settings:
             return self._gridded_figures(runs, ok_curves, records, rows, backends, settings)
         out = []
+        stops = early.marks(runs)
         p = figs.loss_curves(
-            ok_curves, backends, palette, task, self.loss_name or "loss", self.folder / f"{name}-loss.png"
+            ok_curves, backends, palette, task, self.loss_name or "loss", self.folder / f"{name}-loss.png", stops
         )
         if p:
-            out.append(Figure(p, "Loss per epoch", _LOSS_CAPTION))
+            out.append(Figure(p, "Loss per epoch", _LOSS_CAPTION + (_STOPS_CAPTION if stops else "")))
         p = figs.loss_vs_time(ok_curves, backends, palette, task, self.folder / f"{name}-time.png")
         if p:
             out.append(Figure(p, "Validation loss against training time", _TIME_CAPTION))
@@ -360,15 +328,19 @@ class _FigureContext:
     ) -> list[Figure]:
         keys = points_of(runs, settings)
         ordered = list(dict.fromkeys(r["point"] for r in rows))  # the table's (grid) order
-        panels = {}
+        panels, stops = {}, {}
         for point in ordered:
             ids = set(runs.loc[keys == point, "id"])
-            panels[point_label(settings, point) or "–"] = ok_curves[ok_curves["id"].isin(ids)]
+            title = point_label(settings, point) or "–"
+            panels[title] = ok_curves[ok_curves["id"].isin(ids)]
+            stops[title] = early.marks(runs[runs["id"].isin(ids)])
         out = []
         path = self.folder / f"{slug(self.task)}-points.png"
-        p = figs_sweep().loss_by_point(panels, backends, self.palette, self.task, path)
+        p = figs_sweep().loss_by_point(panels, backends, self.palette, self.task, path, stops)
         if p:
-            out.append(Figure(p, "Validation loss at each grid point", _POINTS_CAPTION))
+            sweep = _SWEEP_BELOW if any(s not in (MODE, HOST) for s in settings) else ""
+            marked = _STOPS_CAPTION if any(stops.values()) else ""
+            out.append(Figure(p, "Validation loss at each grid point", _POINTS_CAPTION + sweep + marked))
         if ordered:  # the decision boundary at one grid point: maps of different points side by side mislead
             first = set(runs.loc[keys == ordered[0], "id"])
             title = f"Decision boundary at {point_label(settings, ordered[0])}"

@@ -4,6 +4,10 @@ A *problem* is a task at one grid point (and mode). Per problem and backend the 
 seeds, where a seed that never reached the target (or a job that did not end ok) costs infinity, so a
 backend that fails on most seeds of a problem fails the problem, as AlgoPerf scores it. The profile of a
 backend, ρ(τ), is the share of problems on which it was within a factor τ of the best backend.
+
+A native fit timed as one call (scikit-learn's ``fit``, timing "whole_call") has an epoch time (the
+call's time / epochs) but no time to target, which needs per-epoch validation: the time-to-target
+profile leaves out the problems where some backend has none, and says how many.
 """
 
 from __future__ import annotations
@@ -44,12 +48,19 @@ def _median_with_failures(values: list[float]) -> float:
     return float(np.median(values)) if values else math.inf
 
 
+def _whole_call(jobs: pd.DataFrame) -> bool:
+    """Whether every ok job of `jobs` was timed as one whole call (no per-epoch validation, no time to target)."""
+    ok = jobs[jobs["status"] == Status.OK]
+    return bool(len(ok)) and "timing" in ok and bool((ok["timing"] == "whole_call").all())
+
+
 def problem_costs(
     runs: pd.DataFrame, curves: pd.DataFrame, backends: list[str], points: dict[str, list[str]]
 ) -> tuple[list[str], pd.DataFrame, pd.DataFrame]:
     """Per problem (row) and backend (column): median time to target and "epoch ms" (infinite: failed).
 
-    `points` maps each task to its point settings (`grid.point_settings`).
+    `points` maps each task to its point settings (`grid.point_settings`). A time to target that was not
+    measured (whole-call timing) is NaN; an epoch time without timed epochs is the jobs' own median.
     """
     names, ttt_rows, epoch_rows = [], [], []
     for task, settings in points.items():
@@ -67,8 +78,12 @@ def problem_costs(
                 ttt[b] = _median_with_failures(
                     [t if k and t == t else math.inf for t, k in zip(reached, ok, strict=True)]
                 )
+                if _whole_call(jobs):
+                    ttt[b] = math.nan
                 ok_ids = set(jobs.loc[ok, "id"])
                 times = steady_epoch_times(curves[curves["id"].isin(ok_ids)]) if ok_ids else pd.Series(dtype=float)
+                if not len(times) and ok_ids:
+                    times = pd.to_numeric(jobs.loc[ok, "epoch_time_s"], errors="coerce").dropna()
                 epoch[b] = float(times.median()) if len(times) else math.inf
             ttt_rows.append(ttt)
             epoch_rows.append(epoch)
@@ -109,11 +124,16 @@ def build_profile(
     if len(names) < 2:
         return None
     unit = "tasks" if len(names) == len(points) else "problems"
-    ratios = {TTT: performance_ratios(ttt), EPOCH: performance_ratios(epoch)}
+    unmeasured = ttt.isna().any(axis=1)
+    ratios = {TTT: performance_ratios(ttt[~unmeasured]), EPOCH: performance_ratios(epoch)}
     out = Profile(names, unit, ratios)
+    left_out = f" ({int(unmeasured.sum())} left out: a whole-call timing measured no time to target)"
     for measure, r in ratios.items():
-        if np.isfinite(r.to_numpy()).any():
-            out.lines.append(summary_line(measure, r, unit))
+        note = left_out if measure == TTT and unmeasured.any() else ""
+        if r.empty:
+            out.lines.append(f"{measure}: not measured on any of the {len(names)} {unit}{note}")
+        elif np.isfinite(r.to_numpy()).any():
+            out.lines.append(summary_line(measure, r, unit) + note)
         else:
-            out.lines.append(f"{measure}: no backend finished any of the {len(names)} {unit}")
+            out.lines.append(f"{measure}: no backend finished any of the {len(r)} {unit}{note}")
     return out

@@ -64,9 +64,13 @@ def _range_detail(row: dict[str, Any]) -> str:
     return f"{fmt_metric(lo)}{DASH}{fmt_metric(hi)}"
 
 
+WHOLE_CALL = "whole_call"  # a native fit timed as one call: its epoch time is the call's time / epochs
+WHOLE_CALL_NOTE = "whole call: fit timed as one call, epoch = total / epochs"
+
+
 def _epoch_detail(row: dict[str, Any]) -> str:
     """The bootstrap interval of the median epoch and the coefficient of variation of the epochs."""
-    parts = []
+    parts = [WHOLE_CALL_NOTE] if row.get("timing") == WHOLE_CALL else []
     lo, hi, cv = row.get("epoch_lo_ms"), row.get("epoch_hi_ms"), row.get("epoch_cv")
     if not missing(lo) and not missing(hi):
         parts.append(f"CI {fmt_g(lo)}{DASH}{fmt_g(hi)}")
@@ -82,6 +86,8 @@ def _peak_detail(row: dict[str, Any]) -> str:
 
 def _target_detail(row: dict[str, Any]) -> str:
     reached, n = row.get("ttt_reached", 0), row.get("n_ok", 0)
+    if row.get("timing") == WHOLE_CALL and not reached:
+        return "not measured: whole-call timing"
     if n and reached < n:
         return f"{reached}/{n} seeds" if reached else f"not reached by {n} seed{'s' * (n > 1)}"
     return ""
@@ -142,7 +148,9 @@ COLUMN_NOTES = [
         f"{EPOCH_MS_DEFINITION} (training time of one epoch), with the bootstrap {_PCT} confidence interval of "
         "that median and the coefficient of variation (CV) of the epochs: a noisy measurement shows a wide "
         "interval and a high CV. The lowest median is best, and so is every backend whose interval overlaps "
-        "its interval: a tie is statistical, not a matter of rounding",
+        "its interval: a tie is statistical, not a matter of rounding. A native fit timed as one call "
+        "(scikit-learn's fit) is marked “whole call”: its time divided by its epochs, first epoch included, "
+        "without an interval",
     ),
     ("1st-epoch overhead ms", "first epoch minus the steady-state epoch: graph building, compilation, warm-up"),
     ("train time s", "all epochs, training only: evaluation between epochs is not timed"),
@@ -197,8 +205,10 @@ def _backend_row(backend: str, jobs: pd.DataFrame, curves: pd.DataFrame, metric:
     ttt = num(ok, "time_to_target_s")
     quality = median_interval(values)
     epoch = epoch_time_interval(c, fallback=num(ok, "epoch_time_s")).scaled(1000)
+    timings = ok["timing"].dropna().astype(str).unique().tolist() if "timing" in ok else []
     return {
         "backend": backend,
+        "timing": WHOLE_CALL if WHOLE_CALL in timings else (timings[0] if timings else None),
         "n_ok": len(ok),
         "n_jobs": len(jobs),
         "metric": quality.median,
