@@ -18,7 +18,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "report",
         help="render report.md and report.html of a results directory again",
         description="Render DIR/report.md, DIR/report.html, DIR/figures/ and the CSV exports (runs.csv, curves.csv) "
-        "from the stored results alone (runs.jsonl, env.json, config.json, parity.json).",
+        "from the stored results alone (runs.jsonl, env.json, config.json, and parity.json, scaling.json and "
+        "references.json when present).",
     )
     p.add_argument("dir", metavar="DIR", help="a results directory written by `run`")
     p.add_argument("--open", action="store_true", help="open report.html in the default web browser")
