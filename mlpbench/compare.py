@@ -28,6 +28,10 @@ from .stats import ALPHA, Change, compare_samples, steady_epoch_times
 from .status import Status
 from .store import CONFIG_FILE, ENV_FILE, RUNS_FILE, ResultsStore, records_to_frames
 
+#: Default noise band of time and memory ratios, as asv's default factor: a change counts only when its 95%
+#: interval lies beyond ±10%. Two default-suite runs of the same code flagged 13 of 15 groups with no band,
+#: 4 with ±5% and 1 with ±10% (docs/performance/2026-12-01-compare-noise.md).
+NOISE = 0.10
 IDENTITY = ("backend", "backend_options", "task", "task_params", "grid_point", "mode", "threads", "spec")
 EPOCH, TTT, MEMORY = "epoch time", "time to target", "peak memory"
 PEAK_TOLERANCE = 0.10  # measured matmul peaks further apart than this suggest another (or a busier) machine
@@ -219,21 +223,21 @@ def _metric(records: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def measure_group(group: Group, a: Run, b: Run, alpha: float = ALPHA) -> None:
+def measure_group(group: Group, a: Run, b: Run, alpha: float = ALPHA, threshold: float = NOISE) -> None:
     """Fill `group.measures`: epoch time, time to target, peak memory and the test metric, A → B."""
     ok_a, ok_b = _ok(group.a), _ok(group.b)
     if not ok_a or not ok_b:
         failed = [(side, jobs) for side, jobs, ok in (("A", group.a, ok_a), ("B", group.b, ok_b)) if not ok]
         group.problem = " and ".join(f"no ok job in {side} ({_statuses(jobs)})" for side, jobs in failed)
         return
-    change = compare_samples(_epoch_samples(a, ok_a), _epoch_samples(b, ok_b), "ratio", alpha)
+    change = compare_samples(_epoch_samples(a, ok_a), _epoch_samples(b, ok_b), "ratio", alpha, threshold)
     group.measures.append(Measure(EPOCH, "ms", 1000.0, change, _verdict(EPOCH, change), change.note))
     ta, tb = _values(ok_a, "time_to_target_s"), _values(ok_b, "time_to_target_s")
-    change = compare_samples(ta, tb, "ratio", alpha)
+    change = compare_samples(ta, tb, "ratio", alpha, threshold)
     reached = f"reached the target on {len(ta)}/{len(ok_a)} → {len(tb)}/{len(ok_b)} seeds"
     note = reached + (f"; {change.note}" if change.note and change.note != "no values to compare" else "")
     group.measures.append(Measure(TTT, "s", 1.0, change, _verdict(TTT, change), note))
-    change = compare_samples(_values(ok_a, "peak_rss_mb"), _values(ok_b, "peak_rss_mb"), "ratio", alpha)
+    change = compare_samples(_values(ok_a, "peak_rss_mb"), _values(ok_b, "peak_rss_mb"), "ratio", alpha, threshold)
     group.measures.append(Measure(MEMORY, "MB", 1.0, change, _verdict(MEMORY, change), change.note))
     metric = _metric(ok_a + ok_b)
     if metric:
@@ -269,7 +273,7 @@ def _seeds(records: list[dict[str, Any]]) -> str:
     return f" (seeds {', '.join(map(str, seeds))})" if seeds else ""
 
 
-def compare_runs(a: Run, b: Run, alpha: float = ALPHA) -> Comparison:
+def compare_runs(a: Run, b: Run, alpha: float = ALPHA, threshold: float = NOISE) -> Comparison:
     """Compare run A (the baseline) with run B; CompareError when no job of one matches a job of the other."""
     groups, only_a, only_b = match(a, b)
     if not groups:
@@ -279,7 +283,7 @@ def compare_runs(a: Run, b: Run, alpha: float = ALPHA) -> Comparison:
             f"{b.path} has: {_summary(only_b)}"
         )
     for g in groups:
-        measure_group(g, a, b, alpha)
+        measure_group(g, a, b, alpha, threshold)
     machine, warnings = machines(a, b)
     for g in groups:
         fa = {r.get("seed"): r.get("data_fingerprint") for r in g.a}
@@ -350,22 +354,22 @@ def machines(a: Run, b: Run) -> tuple[list[tuple[str, str, str, bool]], list[str
     return rows, warnings
 
 
-def parse_percent(text: str) -> float:
-    """``10%`` or ``10`` -> 0.10; ValueError for anything but a non-negative finite number."""
+def parse_percent(text: str, option: str = "--fail-slower", allow_zero: bool = True) -> float:
+    """``10%`` or ``10`` -> 0.10; ValueError (naming `option`) for anything but a non-negative finite number."""
     t = str(text).strip()
     m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*%?", t)
     if not m:
-        raise ValueError(f"--fail-slower {text!r}: expected a percentage like 10% or 10")
+        raise ValueError(f"{option} {text!r}: expected a percentage like 10% or 10")
     value = float(m.group(1)) / 100.0
-    if not math.isfinite(value):
-        raise ValueError(f"--fail-slower {text!r}: expected a finite percentage")
+    if not math.isfinite(value) or (value == 0 and not allow_zero):
+        raise ValueError(f"{option} {text!r}: expected a finite percentage")
     return value
 
 
 def regressions(comparison: Comparison, threshold: float) -> list[tuple[Group, Measure]]:
     """Groups that got significantly slower by more than `threshold` (0.10: 10%), in epoch time or time to target.
 
-    Significant means the verdict "slower" (p < alpha and the interval of the ratio above 1); "by more
+    Significant means the verdict "slower" (p < alpha and the interval of the ratio above the noise band); "by more
     than" compares the ratio's point estimate with 1 + threshold.
     """
     out = []

@@ -238,12 +238,17 @@ def min_mannwhitney_p(n1: int, n2: int) -> float:
 
 
 def compare_samples(
-    a: pd.Series | Iterable[float], b: pd.Series | Iterable[float], kind: str = "ratio", alpha: float = ALPHA
+    a: pd.Series | Iterable[float],
+    b: pd.Series | Iterable[float],
+    kind: str = "ratio",
+    alpha: float = ALPHA,
+    threshold: float = 0.0,
 ) -> Change:
     """Compare two samples: the ratio (or difference) of their medians with a bootstrap 95% interval.
 
     B is significantly higher (direction +1) or lower (-1) when the two-sided Mann–Whitney U p-value is
-    below `alpha` and the interval excludes no-change (1 for a ratio, 0 for a difference). With fewer than
+    below `alpha` and the interval lies wholly outside the no-change band: 1 for a ratio (widened to
+    [1 / (1 + threshold), 1 + threshold] by a noise `threshold`), 0 for a difference. With fewer than
     `MIN_SAMPLES` values on a side, or sizes too small for the test to ever reach `alpha`, no test is
     made and `note` says why.
     """
@@ -272,10 +277,13 @@ def compare_samples(
         p = 1.0  # the same values: nothing to test (the normal approximation is undefined without spread)
     else:
         p = float(_scipy_stats().mannwhitneyu(xa, xb, alternative="two-sided").pvalue)
-    neutral = 1.0 if ratio else 0.0
+    # Epochs of one run are not independent draws of the machine's speed: a run-to-run drift of a few
+    # percent is "significant" by p alone, so a ratio must also leave the noise band to count.
+    upper = (1.0 + threshold) if ratio else 0.0
+    lower = 1.0 / (1.0 + threshold) if ratio else 0.0
     direction = 0
     if p < alpha and math.isfinite(low) and math.isfinite(high):
-        direction = 1 if low > neutral else -1 if high < neutral else 0
+        direction = 1 if low > upper else -1 if high < lower else 0
     return Change(kind, ia, ib, estimate, low, high, p, direction)
 
 

@@ -149,3 +149,15 @@ def test_performance_ratios_count_failures_as_infinite() -> None:
     rho = profile(ratios, [1.0, 2.0, 10.0])
     assert rho["numpy"].tolist() == [0.25, 0.5, 0.5]
     assert rho["torch"].tolist() == [0.5, 0.75, 0.75]
+
+
+def test_the_noise_band_withholds_a_significant_but_small_ratio() -> None:
+    """A steady 5% shift is significant by p; it counts only when the band is narrower than it."""
+    rng = np.random.default_rng(3)
+    a = rng.lognormal(0.0, 0.01, 400)
+    b = rng.lognormal(0.0, 0.01, 400) * 1.05
+    bare = compare_samples(a, b, "ratio", threshold=0.0)
+    assert bare.p_value < 1e-10 and bare.direction == 1 and 1.04 < bare.low < bare.high < 1.06
+    assert compare_samples(a, b, "ratio", threshold=0.10).direction == 0
+    assert compare_samples(a, b, "ratio", threshold=0.02).direction == 1
+    assert compare_samples(b, a, "ratio", threshold=0.02).direction == -1

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..compare import ALPHA, CompareError, Comparison, compare_runs, load_run, parse_percent, regressions
+from ..compare import ALPHA, NOISE, CompareError, Comparison, compare_runs, load_run, parse_percent, regressions
 from ..store import timestamped_dir
 from .common import EXIT_FAILED_JOBS, EXIT_OK, UsageError
 
@@ -25,12 +25,20 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         description="Match the jobs of results directories (same backend, options, task, parameters, grid point, "
         "mode, threads and spec; any seeds) and say, per matched group, how epoch time, time to target, peak "
         "memory and the test metric changed from A to B: ratio with a bootstrap 95% CI, Mann-Whitney U p-value "
-        f"and a verdict (significant: p < {ALPHA:g} and the CI excludes 1). The first directory is the baseline; "
+        f"and a verdict (significant: p < {ALPHA:g} and the CI lies beyond the --noise band). The first directory "
+        "is the baseline; "
         "with more than two, each is compared with it and a history figure follows them across runs. Writes "
         "compare.md and compare.html (with figures) to --out.",
     )
     p.add_argument("dirs", nargs="+", metavar="DIR", help="results directories: the baseline first")
     p.add_argument("--out", default=None, metavar="DIR", help="where to write (default results/compare-<timestamp>)")
+    p.add_argument(
+        "--noise",
+        default=f"{100 * NOISE:g}%",
+        metavar="PCT",
+        help=f"noise band of time and memory ratios: a change counts only when its 95%% CI lies beyond ±PCT "
+        f"(default {100 * NOISE:g}%%; 0 tests the epochs alone, which flags ordinary run-to-run drift)",
+    )
     p.add_argument(
         "--fail-slower",
         default=None,
@@ -64,11 +72,15 @@ def cmd(args: argparse.Namespace) -> int:
             threshold = parse_percent(args.fail_slower)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+    try:
+        noise = parse_percent(args.noise, "--noise")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     runs = load_runs(args.dirs)
     comparisons: list[Comparison] = []
     try:
         for other in runs[1:]:
-            comparisons.append(compare_runs(runs[0], other))
+            comparisons.append(compare_runs(runs[0], other, threshold=noise))
     except CompareError as exc:
         raise UsageError(str(exc)) from None
     console = Console()
