@@ -77,6 +77,8 @@ def test_the_best_epochs_weights_are_restored(stopped, tmp_path) -> None:
         str(best),
         "--set",
         "dtype=float64",
+        "--set",
+        "patience=0",
         "--out",
         str(out),
         "--no-progress",
