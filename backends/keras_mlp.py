@@ -53,6 +53,14 @@ Mapping onto the canonical semantics (see DESIGN.md):
   size, PyTorch adds it to ``sqrt(v_hat) = sqrt(v) / sqrt(1 - beta2**t)``. Keras with
   ``epsilon=eps`` is therefore PyTorch with ``eps / sqrt(1 - beta2**t)`` (31.6 eps at step 1,
   tending to eps). This difference is kept (it is Keras' Adam) and measured by the parity check;
+- RMSprop: ``RMSprop(rho=alpha, epsilon=eps**2)``. Keras adds epsilon inside the square root
+  (``lr*g / sqrt(v + epsilon)``), PyTorch outside (``lr*g / (sqrt(v) + eps)``): no epsilon makes
+  them equal; eps**2 puts Keras' denominator between PyTorch's / sqrt(2) and PyTorch's. Measured;
+- batch normalization: ``BatchNormalization(momentum=1 - bn_momentum, epsilon=bn_eps)`` after the
+  activated Dense layer ("after") or between a linear Dense layer and an ``Activation`` layer
+  ("before"), Dropout after it. Training is exact; Keras' moving variance is the biased batch
+  variance (PyTorch's, the spec's, is unbiased), so predictions differ. Measured. Weights go in and
+  out per Dense layer, so the normalization keeps its initial gamma 1, beta 0, moving 0 / 1;
 - ``keras.config.set_floatx(spec.dtype)`` is set in `build`, because the optimizer's learning
   rate and the losses follow floatx.
 
@@ -121,6 +129,10 @@ def _optimizer(keras: Any, spec: ModelSpec) -> Any:
         "nesterov": lambda: opt.SGD(learning_rate=f(spec.lr), momentum=f(spec.momentum), nesterov=True),
         "adam": lambda: opt.Adam(learning_rate=f(spec.lr), beta_1=f(spec.beta1), beta_2=f(spec.beta2),
                                epsilon=f(spec.eps)),
+        # Keras adds epsilon inside the square root: sqrt(v + eps^2) lies between sqrt(v) + eps and
+        # (sqrt(v) + eps) / sqrt(2), the closest Keras comes to PyTorch's sqrt(v) + eps (see the docstring).
+        "rmsprop": lambda: opt.RMSprop(learning_rate=f(spec.lr), rho=f(spec.alpha), epsilon=f(spec.eps**2),
+                                     momentum=0.0, centered=False),
     }  # fmt: skip
     return table[spec.optimizer]()
 
@@ -136,10 +148,17 @@ class KerasMLP(Backend):
         "jit_compile": "auto",  # XLA (jax.jit on jax) for the train step: true, false, or Keras' auto
         "steps_per_execution": 1,  # fit only: batches per call of Keras' compiled train function
     }
+    optimizers = ("sgd", "momentum", "nesterov", "adam", "rmsprop")
+    supports_batch_norm = True
     parity_target = 1e-6
     parity_notes = {
         "adam": "Adam adds epsilon to sqrt(v) before the bias correction: PyTorch's rule with "
         "eps / sqrt(1 - beta2^t) in place of eps (31.6·eps at step 1, tending to eps)",
+        "rmsprop": "RMSprop adds epsilon inside the square root, p -= lr·g / sqrt(v + epsilon): with "
+        "epsilon = eps² the denominator lies between (sqrt(v) + eps)/√2 and PyTorch's sqrt(v) + eps",
+        "batch_norm": "BatchNormalization's moving variance is the biased batch variance (PyTorch's: unbiased, "
+        "×n/(n-1)); momentum = 1 - bn_momentum and epsilon = bn_eps are exact, so training is, "
+        "and predictions (running statistics) differ",
     }
     native_loop = ("one model.fit(epochs, batch_size, shuffle=True, verbose=0) call, a callback timing each epoch; "
                    "keras.utils.set_random_seed(seed) and the Dense layers' default initialisers")  # fmt: skip
@@ -227,15 +246,30 @@ class KerasMLP(Backend):
             reg = keras.regularizers.L2(spec.l2 / 2)
             reg.l2 = np.float64(spec.l2 / 2)  # L2() stores a Python float: see the module docstring
         layers: list[Any] = [keras.Input((spec.n_inputs,), dtype=spec.dtype)]
+        self.dense_: list[Any] = []
+        self.norms_: list[Any] = []
         for i, width in enumerate(spec.hidden):
             act = _activation(keras, spec.activation)
-            layers.append(keras.layers.Dense(width, activation=act, kernel_regularizer=reg, dtype=spec.dtype))
+            # Dense -> [BN "before"] -> activation -> [BN "after"] -> dropout, as the spec says.
+            dense = keras.layers.Dense(width, activation=None if spec.batch_norm == "before" else act,
+                                       kernel_regularizer=reg, dtype=spec.dtype)  # fmt: skip
+            self.dense_.append(dense)
+            layers.append(dense)
+            if spec.batch_norm != "none":
+                # Keras' moving average keeps `momentum` of the old value: 1 - the spec's (PyTorch's) momentum.
+                norm = keras.layers.BatchNormalization(momentum=1.0 - spec.bn_momentum, epsilon=spec.bn_eps,
+                                                       dtype=spec.dtype)  # fmt: skip
+                self.norms_.append(norm)
+                before = spec.batch_norm == "before"
+                layers += [norm, keras.layers.Activation(act, dtype=spec.dtype)] if before else [norm]
             if spec.dropout:
                 layers.append(keras.layers.Dropout(spec.dropout, seed=None if native else seed * 1000 + i))
-        layers.append(keras.layers.Dense(spec.n_outputs, kernel_regularizer=reg, dtype=spec.dtype))
+        self.dense_.append(keras.layers.Dense(spec.n_outputs, kernel_regularizer=reg, dtype=spec.dtype))
+        layers.append(self.dense_[-1])
         self.model_ = keras.Sequential(layers)
         if not native:
-            self.model_.set_weights([np.asarray(a, dtype=self.dtype_) for W, b in weights for a in (W, b)])
+            for dense, (W, b) in zip(self.dense_, weights, strict=True):  # BN starts at gamma 1, beta 0, moving 0 / 1
+                dense.set_weights([np.asarray(W, dtype=self.dtype_), np.asarray(b, dtype=self.dtype_).reshape(-1)])
         self.loss_, metric = _loss_and_metric(keras, spec.loss)
         self.optimizer_ = _optimizer(keras, spec)
         self.model_.compile(optimizer=self.optimizer_, loss=self.loss_, metrics=[metric],
@@ -341,8 +375,15 @@ class KerasMLP(Backend):
         return z
 
     def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        flat = [np.array(a, dtype=self.dtype_) for a in self.model_.get_weights()]
-        return list(zip(flat[::2], flat[1::2], strict=True))
+        """The Dense layers' (W, b); batch normalization's state is not part of them (see `batch_norm_state`)."""
+        pairs = [dense.get_weights() for dense in self.dense_]
+        return [(np.array(W, dtype=self.dtype_), np.array(b, dtype=self.dtype_)) for W, b in pairs]
+
+    def batch_norm_state(self) -> list[dict[str, np.ndarray]]:
+        """Per hidden layer, copies of gamma, beta, running_mean and running_var ([] without batch_norm)."""
+        keys = ("gamma", "beta", "running_mean", "running_var")  # Keras' order: gamma, beta, moving mean, variance
+        return [{k: np.array(v, dtype=self.dtype_) for k, v in zip(keys, bn.get_weights(), strict=True)}
+                for bn in self.norms_]  # fmt: skip
 
     def __repr__(self) -> str:
         spec = getattr(self, "spec_", None)

@@ -23,12 +23,41 @@ allocates. Hence:
   on these sizes), and the row and column sums on the hot path (bias gradients, softmax
   totals) are dot products with a vector of ones, faster than ``np.sum``.
 
-docs/sections/performance.md has the measurements behind these choices.
+Why it uses threads on large networks: left alone, BLAS spreads the matrix products over
+the thread budget, but every other pass (bias, activation and its derivative, the
+optimizer's dozen passes over all parameters) runs on one core, and with two cores that
+single-core share of a step is what keeps the backend below the machine's matmul peak.
+So with more than one thread and a step big enough to pay for the hand-offs
+(`step_parts`), the whole step, products included, is cut into one part per thread and run
+on a small pool (`_Team`), with BLAS held to one thread meanwhile: our threads each asking
+BLAS for all the cores would oversubscribe them. Only the weight gradients sum over the
+batch; the forward pass and the chain of gradients passed down are row by row. So a step
+is three hand-offs, not one per layer and pass: every layer's forward pass on one part's
+rows; the backward chain on the same rows; then one part's rows of every weight gradient,
+each followed at once by the optimizer's update of those parameters while their gradient
+is still in cache. NumPy releases the GIL inside ufunc loops and BLAS calls, so the parts
+really run at the same time. Products are cut along their output's rows or columns, never
+along the summed dimension, and element-wise work does not depend on how it is cut, so the
+threaded step computes the same expressions as the one-thread step; the last bits differ
+only because BLAS rounds a product of fewer rows differently. With one thread, or on small
+networks, the step is the one-thread code, untouched.
+
+Batch normalization (``spec.batch_norm``) has a step of its own, `_forward_backward_bn`: its
+statistics sum over the batch between the layers, so it is never cut into parts (`step_parts`);
+its gamma and beta follow the (W, b) pairs in the flat buffers, so the optimizer trains them with
+everything else, and L2 does not touch them.
+
+docs/sections/performance.md has the measurements behind these choices, and
+docs/performance/2026-12-01-numpy-threads.md those behind the threads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, nullcontext
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 
@@ -184,6 +213,7 @@ class _Hyper:
 
         self.spec = spec
         self.lr, self.momentum, self.beta2, self.eps = c(spec.lr), c(spec.momentum), c(spec.beta2), c(spec.eps)
+        self.alpha, self.one_minus_alpha = c(spec.alpha), c(1.0 - spec.alpha)  # rmsprop's
         self.one_minus_beta1, self.one_minus_beta2 = c(1.0 - spec.beta1), c(1.0 - spec.beta2)
         self.step_size, self.bias_correction2_sqrt = c(spec.lr), c(1.0)  # adam's, set by `start_step`
 
@@ -239,23 +269,97 @@ def _adam(h: _Hyper, p: np.ndarray, g: np.ndarray, state: list[np.ndarray], tmp:
     p -= g
 
 
+def _rmsprop(h: _Hyper, p: np.ndarray, g: np.ndarray, state: list[np.ndarray], tmp: np.ndarray) -> None:
+    (v,) = state
+    # v.mul_(alpha).addcmul_(g, g, value=1 - alpha)
+    v *= h.alpha
+    np.multiply(g, g, out=tmp)
+    tmp *= h.one_minus_alpha
+    v += tmp
+    # avg = sqrt(v) + eps;  p.addcdiv_(g, avg, value=-lr)
+    np.sqrt(v, out=tmp)
+    tmp += h.eps
+    g /= tmp
+    g *= h.lr
+    p -= g
+
+
 # name -> (update, number of state buffers)
 OPTIMIZERS = {
     "sgd": (_sgd, 0),
     "momentum": (_momentum, 1),
     "nesterov": (_nesterov, 1),
     "adam": (_adam, 2),
+    "rmsprop": (_rmsprop, 1),
 }
 #: Parameters per optimizer block (256 KiB per float32 array): big enough that the per-call
 #: overhead is negligible, small enough that a block's arrays stay in cache between passes.
 UPDATE_BLOCK = 1 << 16
 
 
+# -------------------------------------------------------------------- threads
+#: A training step is cut into one part per thread from this many activation elements (batch size x the
+#: sum of the layer widths) on: below it the hand-offs between threads (each a wake-up, and GIL
+#: hand-overs between the parts' NumPy calls) cost more than running the element-wise work beside
+#: BLAS's own threads saves. Measured in docs/performance/2026-12-01-numpy-threads.md.
+SPLIT_MIN_ACTIVATIONS = 1 << 19
+
+
+def step_parts(spec: ModelSpec, batch_size: int, threads: int) -> int:
+    """Into how many parts a training step on `batch_size` samples is cut: one per thread when it pays, else 1.
+
+    Never with batch normalization: its statistics are sums over the whole batch in every layer.
+    """
+    activations = batch_size * sum(spec.layer_sizes[1:])
+    if spec.batch_norm != "none":
+        return 1
+    if threads > 1 and activations >= SPLIT_MIN_ACTIVATIONS and batch_size >= threads:
+        return threads
+    return 1
+
+
+def _parts(n: int, k: int) -> list[slice]:
+    """``range(n)`` cut into `k` contiguous slices whose lengths differ by at most one (some empty if n < k)."""
+    return [slice(j * n // k, (j + 1) * n // k) for j in range(k)]
+
+
+class _Team:
+    """The calling thread and ``size - 1`` pool threads, running one function over the parts of a piece of work.
+
+    The caller runs the first part itself: it would otherwise only wait, and it saves a hand-off.
+    """
+
+    def __init__(self, size: int) -> None:
+        from threadpoolctl import ThreadpoolController  # only multi-threaded models need it
+
+        self.size = size
+        self._pool = ThreadPoolExecutor(max_workers=size - 1, thread_name_prefix="numpy-mlp")
+        self._blas = ThreadpoolController()
+
+    def run(self, fn: Callable[..., None], parts: Sequence[tuple[Any, ...]]) -> None:
+        """``fn(*args)`` for every args in `parts`, at the same time; returns when all have finished."""
+        futures = [self._pool.submit(fn, *args) for args in parts[1:]]
+        try:
+            fn(*parts[0])
+        finally:
+            wait(futures)  # no part may still be writing the step's arrays when this returns, even after an error
+        for future in futures:
+            future.result()  # a pool thread's exception, raised here
+
+    def one_blas_thread(self) -> AbstractContextManager[Any]:
+        """BLAS held to one thread: while each of our threads runs a product, BLAS threads of its own would
+        oversubscribe the cores."""
+        return self._blas.limit(limits=1, user_api="blas")
+
+
 # ------------------------------------------------------------------ workspace
 class _Workspace:
-    """Every array one training step of batch size `m` needs, allocated once and reused."""
+    """Every array one training step of batch size `m` needs, allocated once and reused.
 
-    def __init__(self, spec: ModelSpec, m: int, dtype: np.dtype) -> None:
+    `rows` is how a step is cut between threads, one slice of the batch per part, or None when it is not.
+    """
+
+    def __init__(self, spec: ModelSpec, m: int, dtype: np.dtype, parts: int = 1) -> None:
         widths = spec.layer_sizes[1:]
         hidden = widths[:-1]
         self.acts = [np.empty((m, w), dtype=dtype) for w in widths]  # layer outputs; the last: logits, then dL/dz
@@ -267,6 +371,14 @@ class _Workspace:
         self.ones_m = np.ones(m, dtype=dtype)  # ones @ dz = bias gradient
         self.inv_m = np.array(1.0 / m, dtype=dtype)  # 0-d: see _Hyper
         self.ones_k = np.ones((spec.n_outputs, 1), dtype=dtype)  # z @ ones = row totals
+        self.rows = _parts(m, parts) if parts > 1 else None
+        # batch normalization, per hidden layer: the normalized values, f's output (what f' is computed
+        # from), and per unit the batch mean, biased variance, 1/sqrt(var + eps) and gamma/sqrt(var + eps)
+        bn = spec.batch_norm != "none"
+        self.xhat = [np.empty((m, w), dtype=dtype) for w in hidden] if bn else []
+        self.f_out = [np.empty((m, w), dtype=dtype) for w in hidden] if bn else []
+        self.bn_mean, self.bn_var, self.inv_std, self.bn_scale = (
+            [[np.empty(w, dtype=dtype) for w in hidden] for _ in range(4)] if bn else ([], [], [], []))  # fmt: skip
 
 
 class NumpyMLP(Backend):
@@ -274,6 +386,13 @@ class NumpyMLP(Backend):
 
     name = "numpy"
     requires = ("numpy",)
+    optimizers = tuple(OPTIMIZERS)  # every one of the spec's, declared: a new spec optimizer is not claimed unseen
+    supports_batch_norm = True
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._team: _Team | None = None  # the thread pool, made by the first build with more than one thread
+        self.split_steps_ = 0  # training steps run in parts on the team (tests read it)
 
     def build(self, spec: ModelSpec, weights: list[tuple[np.ndarray, np.ndarray]] | None, seed: int) -> None:
         self.spec_ = spec
@@ -285,6 +404,10 @@ class NumpyMLP(Backend):
         for fan_in, fan_out in pairwise(sizes):
             shapes += [(fan_in, fan_out), (fan_out,)]
         n = sum(int(np.prod(s)) for s in shapes)
+        # With batch normalization, every hidden layer's gamma and beta follow the (W, b) pairs in the
+        # same buffers (gamma0, beta0, gamma1, ...): the optimizer trains them with the rest.
+        bn_shapes = [(w,) for w in spec.hidden for _ in range(2)] if spec.batch_norm != "none" else []
+        n_wb, n = n, n + 2 * sum(spec.hidden) * bool(bn_shapes)
         # One flat buffer each for parameters, gradients and optimizer state, all with the
         # layout W0, b0, W1, b1, ...; params_ and grads_ are views into them, per array.
         self.flat_params_ = np.empty(n, dtype=dt)
@@ -294,6 +417,16 @@ class NumpyMLP(Backend):
         for i, (W, b) in enumerate(weights):
             self.params_[2 * i][...] = W
             self.params_[2 * i + 1][...] = np.reshape(b, -1)
+        # Batch normalization: gamma 1, beta 0 (views into the tail of the buffers), running mean 0, variance 1.
+        self.bn_params_ = _views(self.flat_params_[n_wb:], bn_shapes)
+        self.bn_grads_ = _views(self.flat_grads_[n_wb:], bn_shapes)
+        for j, p in enumerate(self.bn_params_):
+            p[...] = 1.0 if j % 2 == 0 else 0.0
+        self.running_mean_ = [np.zeros(w, dtype=dt) for w in spec.hidden] if bn_shapes else []
+        self.running_var_ = [np.ones(w, dtype=dt) for w in spec.hidden] if bn_shapes else []
+        self._bn_eps = np.array(spec.bn_eps, dtype=dt)
+        self._bn_keep = np.array(1.0 - spec.bn_momentum, dtype=dt)  # running = keep * running + momentum * batch
+        self._bn_momentum = np.array(spec.bn_momentum, dtype=dt)
         self._update, n_state = OPTIMIZERS[spec.optimizer]
         self._hyper = _Hyper(spec, dt)
         self.state_ = [np.zeros(n, dtype=dt) for _ in range(n_state)]
@@ -310,6 +443,25 @@ class NumpyMLP(Backend):
             self._decay = np.zeros(n, dtype=dt)
             for W in _views(self._decay, shapes)[::2]:
                 W[...] = spec.l2
+        self._threads = threads = self.threads or 1  # used directly, without a runner's prepare: one thread
+        if threads > 1 and (self._team is None or self._team.size != threads):
+            self._team = _Team(threads)
+        # How a step cut into parts shares the weight gradients and their update: part j takes, in every
+        # layer, rows fan_in[j] of W and columns fan_out[j] of b, with the blocks of the flat buffers they
+        # occupy (W's rows are contiguous there, so are b's columns).
+        self._weight_parts: list[list[tuple[slice, slice, list[tuple[Any, ...]]]]] = []
+        if threads > 1:
+            offsets = np.cumsum([0] + [int(np.prod(s)) for s in shapes])
+            for j in range(threads):
+                per_layer = []
+                for i, (fan_in, fan_out) in enumerate(pairwise(sizes)):
+                    rows, cols = _parts(fan_in, threads)[j], _parts(fan_out, threads)[j]
+                    w0, b0 = offsets[2 * i] + rows.start * fan_out, offsets[2 * i] + rows.stop * fan_out
+                    blocks = [self._block(k, min(k + B, b0)) for k in range(w0, b0, B)]
+                    if cols.stop > cols.start:
+                        blocks.append(self._block(offsets[2 * i + 1] + cols.start, offsets[2 * i + 1] + cols.stop))
+                    per_layer.append((rows, cols, blocks))
+                self._weight_parts.append(per_layer)
         self.step_ = 0
         self.rng_ = np.random.default_rng(seed)
         self._act, self._act_grad = ACTIVATIONS[spec.activation]
@@ -317,6 +469,12 @@ class NumpyMLP(Backend):
         self._workspaces: dict[int, _Workspace] = {}
         self._targets: tuple[np.ndarray, np.ndarray] | None = None
         self._gathered: tuple[np.ndarray, np.ndarray] | None = None  # the epoch's samples and targets, in batch order
+
+    def _block(self, start: int, stop: int) -> tuple[Any, ...]:
+        """Parameters, gradients, optimizer state, scratch and L2 decay (or None) of one block of the flat buffers."""
+        s = slice(start, stop)
+        decay = self._decay[s] if self._decay is not None else None
+        return self.flat_params_[s], self.flat_grads_[s], [x[s] for x in self.state_], self._tmp[s], decay
 
     # ------------------------------------------------------------ training
     def train_epoch(self, X: np.ndarray, y: np.ndarray, batches: list[np.ndarray]) -> float:
@@ -333,11 +491,11 @@ class NumpyMLP(Backend):
         np.take(X, order, axis=0, out=Xe, mode="clip")  # "clip": no bounds check, no output buffering
         np.take(T, order, axis=0, out=Te, mode="clip")
         total, start = 0.0, 0
-        for idx in batches:
-            stop = start + len(idx)
-            total += self._forward_backward(Xe[start:stop], Te[start:stop], train=True) * len(idx)
-            self._apply_update()
-            start = stop
+        with self._blas_for({len(idx) for idx in batches} if self._team is not None else ()):
+            for idx in batches:
+                stop = start + len(idx)
+                total += self._forward_backward(Xe[start:stop], Te[start:stop], train=True, update=True) * len(idx)
+                start = stop
         return total / len(order)
 
     def loss_and_gradients(self, X: np.ndarray, y: np.ndarray) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
@@ -346,7 +504,8 @@ class NumpyMLP(Backend):
         Dropout is applied when the spec has it, so gradient checks use dropout 0.
         """
         X = np.ascontiguousarray(X, dtype=self.dtype_)
-        loss = self._forward_backward(X, self._prepare_targets(y), train=True)
+        with self._blas_for((len(X),)):
+            loss = self._forward_backward(X, self._prepare_targets(y), train=True)
         if self.spec_.l2:
             self._add_l2()
             loss += 0.5 * self.spec_.l2 * sum(float(np.sum(W * W)) for W in self.params_[::2])
@@ -378,14 +537,27 @@ class NumpyMLP(Backend):
     def _workspace(self, m: int) -> _Workspace:
         ws = self._workspaces.get(m)
         if ws is None:
-            ws = self._workspaces[m] = _Workspace(self.spec_, m, self.dtype_)
+            ws = self._workspaces[m] = _Workspace(self.spec_, m, self.dtype_, step_parts(self.spec_, m, self._threads))
         return ws
 
-    def _forward_backward(self, xb: np.ndarray, tb: np.ndarray, train: bool) -> float:
-        """Loss of the batch (samples `xb`, targets `tb`) and the gradient of its data term in `grads_` (no L2)."""
+    def _blas_for(self, batch_sizes: Collection[int]) -> AbstractContextManager[Any]:
+        """BLAS held to one thread if a step on any of these batch sizes runs in parts on the team."""
+        if self._team is not None and any(self._workspace(m).rows is not None for m in batch_sizes):
+            return self._team.one_blas_thread()
+        return nullcontext()
+
+    def _forward_backward(self, xb: np.ndarray, tb: np.ndarray, train: bool, update: bool = False) -> float:
+        """Loss of the batch (samples `xb`, targets `tb`) and the gradient of its data term in `grads_` (no L2).
+
+        With `update`, the optimizer's step follows (a step cut into parts does it inside its last part).
+        """
+        ws = self._workspace(len(xb))
+        if ws.rows is not None:
+            return self._forward_backward_in_parts(xb, tb, train, update, ws)
+        if self.bn_params_:
+            return self._forward_backward_bn(xb, tb, train, update, ws)
         params, grads = self.params_, self.grads_
         n_layers = len(params) // 2
-        ws = self._workspace(len(xb))
         acts, deltas = ws.acts, ws.deltas
         dropout = bool(self.spec_.dropout) and train
 
@@ -415,16 +587,202 @@ class NumpyMLP(Backend):
                 if dropout:
                     d *= ws.masks[i - 1]
                 self._act_grad(d, ws.pre[i - 1] if dropout else below, ws.scratch[i - 1])
+        if update:
+            self._apply_update()
         return loss
+
+    def _forward_backward_in_parts(
+        self, xb: np.ndarray, tb: np.ndarray, train: bool, update: bool, ws: _Workspace
+    ) -> float:
+        """`_forward_backward` cut into one part per thread of the team, in three hand-offs.
+
+        Only the weight gradients sum over the batch; everything else is row by row. So a part
+        takes the forward pass of its rows through every layer, then, after the loss (on this
+        thread: n_outputs columns are little work), the backward chain of its rows through every
+        layer; only then, once every row's gradient exists, a part takes its share of every dW
+        and db, and with `update` the optimizer's step on exactly those parameters: no other part
+        reads them any more. Dropout's masks are drawn on this thread for the whole batch before
+        the forward pass, in the one-thread order, so the random stream is the same whatever the
+        thread count.
+        """
+        run, parts = self._team.run, range(len(ws.rows))
+        dropout = bool(self.spec_.dropout) and train
+        if dropout:
+            for mask in ws.masks:
+                self._draw_mask(mask)
+        run(self._forward_rows, [(j, xb, ws, dropout) for j in parts])
+        loss = self._loss(ws.acts[-1], tb, ws)  # acts[-1] now holds dL/dz of the output layer
+        run(self._backward_rows, [(j, ws, dropout) for j in parts])
+        if update:
+            self.step_ += 1
+            self._hyper.start_step(self.step_)
+        run(self._weight_gradients, [(j, xb, ws, update) for j in parts])
+        self.split_steps_ += 1
+        return loss
+
+    def _forward_backward_bn(self, xb: np.ndarray, tb: np.ndarray, train: bool, update: bool, ws: _Workspace) -> float:
+        """`_forward_backward` with batch normalization on every hidden layer, on one thread.
+
+        A hidden layer is ``z = a_prev @ W + b``, then BN before or after the activation f, then
+        dropout: ``BN -> f -> dropout`` or ``f -> BN -> dropout``. BN normalizes with the batch's mean
+        and biased variance, ``gamma * (x - mean) / sqrt(var + eps) + beta``; its backward pass is the
+        standard one, ``dx = gamma / sqrt(var + eps) * (dy - (sum dy + xhat * sum(dy * xhat)) / m)``.
+        With `update` (a training step) the running statistics then move by bn_momentum, the variance
+        unbiased (PyTorch's rule), and the optimizer steps.
+        """
+        m = len(xb)
+        if m < 2:
+            raise ValueError(f"batch_norm={self.spec_.batch_norm!r} needs at least 2 samples per training batch "
+                             "(a batch's variance of one sample is 0): choose a batch_size that leaves no batch "
+                             "of 1 sample")  # fmt: skip
+        params, grads = self.params_, self.grads_
+        n_layers = len(params) // 2
+        acts, deltas = ws.acts, ws.deltas
+        dropout = bool(self.spec_.dropout) and train
+        before = self.spec_.batch_norm == "before"
+
+        # forward
+        prev = xb
+        for i in range(n_layers):
+            z = acts[i]
+            np.dot(prev, params[2 * i], out=z)
+            z += params[2 * i + 1]
+            if i < n_layers - 1:
+                if before:
+                    self._bn_train(z, i, ws)
+                self._act(z)
+                np.copyto(ws.f_out[i], z)  # f' is computed from f's output, which BN / dropout overwrite
+                if not before:
+                    self._bn_train(z, i, ws)
+                if dropout:
+                    self._draw_mask(ws.masks[i])
+                    z *= ws.masks[i]
+            prev = z
+
+        loss = self._loss(acts[-1], tb, ws)  # acts[-1] now holds dL/dz of the output layer
+
+        # backward
+        for i in range(n_layers - 1, -1, -1):
+            dz = acts[i] if i == n_layers - 1 else deltas[i]
+            below = acts[i - 1] if i > 0 else xb
+            np.dot(below.T, dz, out=grads[2 * i])
+            np.dot(ws.ones_m, dz, out=grads[2 * i + 1])  # column sums of dz
+            if i > 0:
+                d = deltas[i - 1]
+                np.dot(dz, params[2 * i].T, out=d)
+                if dropout:
+                    d *= ws.masks[i - 1]
+                if not before:
+                    self._bn_backward(d, i - 1, ws)
+                self._act_grad(d, ws.f_out[i - 1], ws.scratch[i - 1])
+                if before:
+                    self._bn_backward(d, i - 1, ws)
+        if update:
+            self._update_running_stats(ws, m)
+            self._apply_update()
+        return loss
+
+    def _bn_train(self, z: np.ndarray, i: int, ws: _Workspace) -> None:
+        """Hidden layer `i`'s batch normalization in training, in place: z becomes gamma * xhat + beta."""
+        mean, var, inv_std, s = ws.bn_mean[i], ws.bn_var[i], ws.inv_std[i], ws.scratch[i]
+        np.dot(ws.ones_m, z, out=mean)
+        mean *= ws.inv_m
+        z -= mean
+        np.multiply(z, z, out=s)
+        np.dot(ws.ones_m, s, out=var)
+        var *= ws.inv_m  # the biased variance normalizes, as in every framework
+        np.add(var, self._bn_eps, out=inv_std)
+        np.sqrt(inv_std, out=inv_std)
+        np.divide(1, inv_std, out=inv_std)
+        z *= inv_std
+        np.copyto(ws.xhat[i], z)
+        z *= self.bn_params_[2 * i]
+        z += self.bn_params_[2 * i + 1]
+
+    def _bn_backward(self, d: np.ndarray, i: int, ws: _Workspace) -> None:
+        """dL/dy -> dL/dx through hidden layer `i`'s batch normalization, in place; dgamma and dbeta into bn_grads_."""
+        dgamma, dbeta, xhat, s = self.bn_grads_[2 * i], self.bn_grads_[2 * i + 1], ws.xhat[i], ws.scratch[i]
+        np.dot(ws.ones_m, d, out=dbeta)
+        np.multiply(d, xhat, out=s)
+        np.dot(ws.ones_m, s, out=dgamma)
+        np.multiply(xhat, dgamma, out=s)
+        s += dbeta
+        s *= ws.inv_m
+        d -= s
+        np.multiply(self.bn_params_[2 * i], ws.inv_std[i], out=ws.bn_scale[i])
+        d *= ws.bn_scale[i]
+
+    def _update_running_stats(self, ws: _Workspace, m: int) -> None:
+        """running = (1 - momentum) * running + momentum * batch, with the batch's unbiased variance."""
+        unbiased = np.array(self.spec_.bn_momentum * m / (m - 1), dtype=self.dtype_)
+        for i, (mean, var) in enumerate(zip(ws.bn_mean, ws.bn_var, strict=True)):
+            rm, rv, s = self.running_mean_[i], self.running_var_[i], ws.bn_scale[i]
+            rm *= self._bn_keep
+            np.multiply(mean, self._bn_momentum, out=s)
+            rm += s
+            rv *= self._bn_keep
+            np.multiply(var, unbiased, out=s)
+            rv += s
+
+    def _bn_eval(self, a: np.ndarray, i: int) -> None:
+        """Hidden layer `i`'s batch normalization at prediction time, in place, with the running statistics."""
+        a -= self.running_mean_[i]
+        a *= self.bn_params_[2 * i] / np.sqrt(self.running_var_[i] + self._bn_eps)
+        a += self.bn_params_[2 * i + 1]
+
+    def _forward_rows(self, j: int, xb: np.ndarray, ws: _Workspace, dropout: bool) -> None:
+        """The forward pass of the batch rows `ws.rows[j]` through every layer."""
+        params, rows = self.params_, ws.rows[j]
+        n_layers = len(params) // 2
+        prev = xb[rows]
+        for i in range(n_layers):
+            z = ws.acts[i][rows]
+            np.dot(prev, params[2 * i], out=z)
+            z += params[2 * i + 1]
+            if i < n_layers - 1:
+                self._act(z)
+                if dropout:
+                    np.copyto(ws.pre[i][rows], z)
+                    z *= ws.masks[i][rows]
+            prev = z
+
+    def _backward_rows(self, j: int, ws: _Workspace, dropout: bool) -> None:
+        """dL/dz of every hidden layer on the batch rows `ws.rows[j]`, passed down from the output layer."""
+        params, rows = self.params_, ws.rows[j]
+        for i in range(len(params) // 2 - 1, 0, -1):
+            dz = ws.acts[i] if i == len(ws.acts) - 1 else ws.deltas[i]
+            d = ws.deltas[i - 1][rows]
+            np.dot(dz[rows], params[2 * i].T, out=d)
+            if dropout:
+                d *= ws.masks[i - 1][rows]
+            self._act_grad(d, (ws.pre[i - 1] if dropout else ws.acts[i - 1])[rows], ws.scratch[i - 1][rows])
+
+    def _weight_gradients(self, j: int, xb: np.ndarray, ws: _Workspace, update: bool) -> None:
+        """Part `j`'s rows of every dW and columns of every db, summed over the whole batch, then (with `update`)
+        the optimizer's step on those parameters, layer by layer while the gradient just written is in cache."""
+        grads = self.grads_
+        for i, (w_rows, b_cols, blocks) in enumerate(self._weight_parts[j]):
+            dz = ws.acts[i] if i == len(ws.acts) - 1 else ws.deltas[i]
+            below = ws.acts[i - 1] if i > 0 else xb
+            # np.matmul, not np.dot: dot copies an operand that is neither C- nor F-contiguous (these column
+            # slices), matmul hands BLAS its strides.
+            np.matmul(below[:, w_rows].T, dz, out=grads[2 * i][w_rows])
+            np.matmul(ws.ones_m, dz[:, b_cols], out=grads[2 * i + 1][b_cols])  # column sums of dz
+            if update:
+                self._update_range(blocks)
 
     def _drop(self, a: np.ndarray, mask: np.ndarray, pre: np.ndarray) -> None:
         """Inverted dropout on a hidden layer's output: survivors are scaled by 1/keep so predict needs no change."""
+        self._draw_mask(mask)
+        np.copyto(pre, a)  # f' is computed from the output before dropout
+        a *= mask
+
+    def _draw_mask(self, mask: np.ndarray) -> None:
+        """A fresh dropout mask: 1/keep with probability keep, else 0."""
         keep = 1.0 - self.spec_.dropout
         self.rng_.random(out=mask, dtype=self.dtype_)
         np.less(mask, keep, out=mask)
         mask *= 1.0 / keep
-        np.copyto(pre, a)  # f' is computed from the output before dropout
-        a *= mask
 
     def _add_l2(self) -> None:
         # grad += l2 * W for every weight matrix (decay is 0 on the biases).
@@ -439,15 +797,28 @@ class NumpyMLP(Backend):
         for p, g, state, tmp in self._blocks:
             self._update(self._hyper, p, g, state, tmp)
 
+    def _update_range(self, blocks: list[tuple[Any, ...]]) -> None:
+        """The optimizer's update, L2 first, on one part's share of the flat buffers, block by block."""
+        for p, g, state, tmp, decay in blocks:
+            if decay is not None:
+                np.multiply(decay, p, out=tmp)  # as _add_l2, on this block
+                g += tmp
+            self._update(self._hyper, p, g, state, tmp)
+
     # ----------------------------------------------------------- inference
     def predict(self, X: np.ndarray) -> np.ndarray:
         a = np.asarray(X, dtype=self.dtype_)
         n_layers = len(self.params_) // 2
+        bn = self.spec_.batch_norm if self.bn_params_ else "none"
         for i in range(n_layers):
             a = a @ self.params_[2 * i]
             a += self.params_[2 * i + 1]
             if i < n_layers - 1:
+                if bn == "before":
+                    self._bn_eval(a, i)
                 self._act(a)
+                if bn == "after":
+                    self._bn_eval(a, i)
         if self.spec_.loss == "cross_entropy":
             a -= a.max(axis=1, keepdims=True)
             np.exp(a, out=a)
@@ -458,7 +829,14 @@ class NumpyMLP(Backend):
         return a
 
     def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The (W, b) pairs; batch normalization's state is not part of them (see `batch_norm_state`)."""
         return [(W.copy(), b.copy()) for W, b in zip(self.params_[::2], self.params_[1::2], strict=True)]
+
+    def batch_norm_state(self) -> list[dict[str, np.ndarray]]:
+        """Per hidden layer, copies of gamma, beta, running_mean and running_var ([] without batch_norm)."""
+        return [{"gamma": g.copy(), "beta": b.copy(), "running_mean": rm.copy(), "running_var": rv.copy()}
+                for g, b, rm, rv in zip(self.bn_params_[::2], self.bn_params_[1::2], self.running_mean_,
+                                        self.running_var_, strict=True)]  # fmt: skip
 
     def __repr__(self) -> str:
         spec = getattr(self, "spec_", None)

@@ -53,7 +53,8 @@ Differences from the spec, and how they are mapped (exact unless noted):
   With eps → 0 the two agree to rounding; the parity check measures the difference.
 * Capabilities: activations relu, tanh, sigmoid ("logistic"); losses cross_entropy
   (3+ classes: for 2 classes scikit-learn uses one logistic unit), binary_cross_entropy,
-  mse; no mae, no dropout; constant learning rate.
+  mse; optimizers sgd, momentum, nesterov, adam (no RMSprop solver); no mae, no dropout, no
+  batch normalization; constant learning rate.
 * Running loss (`train_epoch`'s return): scikit-learn's batch losses in the spec's
   units (mse ×2) with its L2 penalty taken out. With ``loop=partial_fit`` and l2 > 0 the
   penalty stays in (it is folded into each batch's loss inside the call). Reports use
@@ -110,7 +111,9 @@ class SklearnMLP(Backend):
     requires = ("sklearn",)
     activations = tuple(_ACTIVATIONS)
     losses = ("cross_entropy", "binary_cross_entropy", "mse")
+    optimizers = ("sgd", "momentum", "nesterov", "adam")  # scikit-learn has no RMSprop solver
     supports_dropout = False
+    supports_batch_norm = False
     # loop: "batch" (fit's inner loop, per runner batch) or "partial_fit" (public API only).
     options = {"loop": "batch"}
     parity_target = 1e-6
@@ -135,6 +138,8 @@ class SklearnMLP(Backend):
 
     def skip(self, spec: ModelSpec) -> str | None:
         reason = super().skip(spec)
+        if reason is None and spec.batch_norm != "none":
+            reason = "sklearn does not support batch_norm (scikit-learn's MLP has no batch normalization)"
         if reason is None and spec.loss == "cross_entropy" and spec.n_outputs == 2:
             reason = ("sklearn uses one logistic output unit for 2 classes, not a 2-unit softmax; "
                       "use binary_cross_entropy")  # fmt: skip

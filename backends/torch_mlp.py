@@ -7,6 +7,10 @@ weight_decay 0 holds the biases), which adds ``l2 * W`` to the gradient exactly 
 the spec says; losses are the framework's mean-reduced CrossEntropyLoss (logits),
 BCEWithLogitsLoss (one logit), MSELoss and L1Loss. PyTorch is the reference for the
 spec's optimizer rules, so in float64 this backend matches the NumPy one to rounding.
+RMSprop is ``torch.optim.RMSprop(alpha=spec.alpha, eps=spec.eps)``. Batch normalization is
+``nn.BatchNorm1d(width, eps=spec.bn_eps, momentum=spec.bn_momentum)`` before or after each
+hidden activation (dropout after it); PyTorch's momentum convention and unbiased running
+variance are the spec's, and gamma and beta sit in the parameter group without weight decay.
 
 Native mode (`fit_native`) is PyTorch's tutorial loop: ``torch.manual_seed(seed)``, the
 layers' default initialisation (nn.Linear's kaiming-uniform), a ``DataLoader`` over a
@@ -38,6 +42,8 @@ class TorchMLP(Backend):
     devices = ("cpu", "cuda", "mps")
     # device: where the model runs; compile: wrap the model with torch.compile (inductor).
     options = {"device": "cpu", "compile": False}
+    optimizers = ("sgd", "momentum", "nesterov", "adam", "rmsprop")
+    supports_batch_norm = True
     # Every rule is PyTorch's own, which the spec follows.
     parity_target = 1e-9
     native_loop = ("TensorDataset + DataLoader(shuffle=True, batch_size, generator seeded with the seed); "
@@ -98,13 +104,20 @@ class TorchMLP(Backend):
         }[spec.activation]
         layers: list[Any] = []
         self.linears_ = []
+        self.norms_ = []  # the BatchNorm1d layers, input side first
         sizes = spec.layer_sizes
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             linear = nn.Linear(fan_in, fan_out, dtype=self.dtype_)
             self.linears_.append(linear)
             layers.append(linear)
             if i < len(sizes) - 2:
-                layers.append(activation())
+                # Linear -> [BN "before"] -> activation -> [BN "after"] -> dropout, as the spec says.
+                if spec.batch_norm != "none":
+                    norm = nn.BatchNorm1d(fan_out, eps=spec.bn_eps, momentum=spec.bn_momentum, dtype=self.dtype_)
+                    self.norms_.append(norm)
+                layers += [norm, activation()] if spec.batch_norm == "before" else [activation()]
+                if spec.batch_norm == "after":
+                    layers.append(norm)
                 if spec.dropout:
                     layers.append(nn.Dropout(spec.dropout))
         model = nn.Sequential(*layers)
@@ -118,10 +131,13 @@ class TorchMLP(Backend):
 
         groups = [
             {"params": [lin.weight for lin in self.linears_], "weight_decay": spec.l2},
-            {"params": [lin.bias for lin in self.linears_], "weight_decay": 0.0},
-        ]
+            {"params": [lin.bias for lin in self.linears_] + [p for bn in self.norms_ for p in (bn.weight, bn.bias)],
+             "weight_decay": 0.0},
+        ]  # fmt: skip
         if spec.optimizer == "adam":
             self.optimizer_ = torch.optim.Adam(groups, lr=spec.lr, betas=(spec.beta1, spec.beta2), eps=spec.eps)
+        elif spec.optimizer == "rmsprop":
+            self.optimizer_ = torch.optim.RMSprop(groups, lr=spec.lr, alpha=spec.alpha, eps=spec.eps)
         else:
             momentum = 0.0 if spec.optimizer == "sgd" else spec.momentum
             self.optimizer_ = torch.optim.SGD(groups, lr=spec.lr, momentum=momentum,
@@ -230,10 +246,19 @@ class TorchMLP(Backend):
             return out.cpu().numpy().astype(self.np_dtype_, copy=False)
 
     def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The Linear layers' (W, b); batch normalization's state is not part of them (see `batch_norm_state`)."""
         return [
             (lin.weight.detach().cpu().numpy().T.copy(), lin.bias.detach().cpu().numpy().copy())
             for lin in self.linears_
         ]
+
+    def batch_norm_state(self) -> list[dict[str, np.ndarray]]:
+        """Per hidden layer, copies of gamma, beta, running_mean and running_var ([] without batch_norm)."""
+        def a(t: Any) -> np.ndarray:
+            return t.detach().cpu().numpy().copy()
+
+        return [{"gamma": a(bn.weight), "beta": a(bn.bias), "running_mean": a(bn.running_mean),
+                 "running_var": a(bn.running_var)} for bn in self.norms_]  # fmt: skip
 
     def __repr__(self) -> str:
         spec = getattr(self, "spec_", None)

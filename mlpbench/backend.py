@@ -138,6 +138,9 @@ class Backend(ABC):
     dtypes: ClassVar[tuple[str, ...]] = DTYPES
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     supports_dropout: ClassVar[bool] = True
+    #: Whether the backend implements ``batch_norm`` ("before"/"after"); off unless declared, so a plugin that
+    #: says nothing declines batch-norm specs instead of silently training without it.
+    supports_batch_norm: ClassVar[bool] = False
     supports_l2: ClassVar[bool] = True
     #: Whether `build` uses the runner's initial weights (controlled mode).
     accepts_weights: ClassVar[bool] = True
@@ -235,6 +238,8 @@ class Backend(ABC):
         for what, value, supported in checks:
             if value not in supported:
                 return f"{self.name} does not support {what} {value!r} (supported: {', '.join(supported)})"
+        if getattr(spec, "batch_norm", "none") != "none" and not self.supports_batch_norm:
+            return f"{self.name} does not support batch_norm {spec.batch_norm!r} (supports_batch_norm = False)"
         if spec.dropout and not self.supports_dropout:
             return f"{self.name} does not support dropout"
         if spec.l2 and not self.supports_l2:

@@ -11,9 +11,11 @@ from .values import coerce
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu")
 LOSSES = ("cross_entropy", "binary_cross_entropy", "mse", "mae")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop")
 INITS = ("auto", "he", "glorot")
 DTYPES = ("float32", "float64")
+#: Where batch normalization sits in every hidden layer: nowhere, before or after the activation.
+BATCH_NORMS = ("none", "before", "after")
 
 #: Negative slope of leaky_relu, fixed so every backend computes the same function
 #: (PyTorch's default; Keras' default of 0.3 is overridden by the Keras backend).
@@ -28,7 +30,9 @@ class ModelSpec:
     Semantics every backend keeps (see DESIGN.md): reported loss is the mean over
     samples of the per-sample loss (mse also averages over outputs, no 1/2 factor);
     ``l2`` adds ``l2 * W`` to the gradient of every weight matrix (never biases);
-    optimizers follow PyTorch's update rules.
+    optimizers follow PyTorch's update rules; batch normalization follows PyTorch's
+    ``BatchNorm1d`` (momentum convention, unbiased running variance). A hidden layer is
+    ``Linear -> [BN if "before"] -> activation -> [BN if "after"] -> dropout``.
     """
 
     n_inputs: int  # features per sample
@@ -41,11 +45,15 @@ class ModelSpec:
     momentum: float = 0.9  # for momentum and nesterov
     beta1: float = 0.9  # adam
     beta2: float = 0.999  # adam
-    eps: float = 1e-8  # adam, added to sqrt(v_hat) as in PyTorch
+    eps: float = 1e-8  # adam and rmsprop, added to the square root (sqrt(v_hat), sqrt(v)) as in PyTorch
+    alpha: float = 0.99  # rmsprop's smoothing constant (PyTorch's alpha, Keras' rho): v = alpha*v + (1-alpha)*g^2
     batch_size: int = 32  # samples per mini-batch; the last batch of an epoch may be smaller
     epochs: int = 50  # passes over the training set
     l2: float = 0.0  # L2 coefficient: objective gets l2/2 * sum(W**2)
     dropout: float = 0.0  # inverted-dropout rate on every hidden layer's output, in [0, 1)
+    batch_norm: str = "none"  # one of BATCH_NORMS: batch normalization on every hidden layer, before or after f
+    bn_momentum: float = 0.1  # PyTorch's convention: running = (1 - bn_momentum) * running + bn_momentum * batch
+    bn_eps: float = 1e-5  # added to the variance before its square root
     init: str = "auto"  # "auto": He for the relu family, Glorot for sigmoid/tanh; biases zero
     dtype: str = "float32"  # float64 for parity checks
     patience: int = 0  # early stopping on the validation loss, owned by the runner; 0 = off
@@ -76,8 +84,17 @@ class ModelSpec:
         _check_range(self, "beta1", 0.0, 1.0, high_open=True)
         _check_range(self, "beta2", 0.0, 1.0, high_open=True)
         _check_range(self, "eps", 0.0, None, low_open=True)
+        _check_range(self, "alpha", 0.0, 1.0, high_open=True)
         _check_range(self, "l2", 0.0, None)
         _check_range(self, "dropout", 0.0, 1.0, high_open=True)
+        _check_choice(self, "batch_norm", BATCH_NORMS)
+        _check_range(self, "bn_momentum", 0.0, 1.0)
+        _check_range(self, "bn_eps", 0.0, None, low_open=True)
+        if self.batch_norm != "none" and self.batch_size < 2:
+            raise ValueError(
+                f"ModelSpec.batch_size = {self.batch_size}: batch_norm={self.batch_norm!r} normalizes with the "
+                "statistics of each batch, which needs at least 2 samples"
+            )
         if self.loss == "binary_cross_entropy" and self.n_outputs != 1:
             raise ValueError(
                 f"ModelSpec.n_outputs = {self.n_outputs}: binary_cross_entropy uses one sigmoid unit, "
@@ -107,9 +124,10 @@ class ModelSpec:
         return self.loss in ("cross_entropy", "binary_cross_entropy")
 
     def n_parameters(self) -> int:
-        """Number of trainable weights and biases."""
+        """Number of trainable parameters: weights and biases, and with batch_norm each hidden unit's gamma and beta."""
         sizes = self.layer_sizes
-        return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+        n = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+        return n + (2 * sum(self.hidden) if self.batch_norm != "none" else 0)
 
     def replace(self, **changes: Any) -> ModelSpec:
         """A copy with some fields changed (validated again)."""
@@ -141,7 +159,8 @@ class ModelSpec:
         return (
             f"ModelSpec({sizes}, {self.activation}, {self.loss}, {self.optimizer}(lr={self.lr:g}), "
             f"batch={self.batch_size}, epochs={self.epochs}, l2={self.l2:g}, dropout={self.dropout:g}, "
-            f"{self.dtype})"
+            + (f"batch_norm={self.batch_norm}, " if self.batch_norm != "none" else "")
+            + f"{self.dtype})"
         )
 
 
@@ -155,7 +174,8 @@ def parse_field(name: str, value: Any) -> Any:
             return tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip()) if text else ()
         if name in ("n_inputs", "n_outputs", "batch_size", "epochs", "patience"):
             return int(text)
-        if name in ("lr", "momentum", "beta1", "beta2", "eps", "l2", "dropout", "min_delta"):
+        if name in ("lr", "momentum", "beta1", "beta2", "eps", "alpha", "l2", "dropout", "min_delta", "bn_momentum",
+                    "bn_eps"):
             return float(text)
         if name == "restore_best":
             return coerce("ModelSpec.restore_best", text, True)

@@ -347,7 +347,7 @@ def test_parity_notes_make_known_differences() -> None:
         parity_notes = {"*": "all differ"}
 
     marks = {p.id: p.marks for p in pytest_params(EveryOptimizer)}
-    expected = [f"parity[optimizer={o}]" for o in ("momentum", "nesterov", "adam")]
+    expected = [f"parity[optimizer={o}]" for o in ("momentum", "nesterov", "adam", "rmsprop")]
     assert [cid for cid, m in marks.items() if m] == expected
     # The check itself passes (NumPy's Adam is exact), so check_backend calls the note stale.
     with pytest.raises(ConformanceError, match=r"\[noted_adam parity\[optimizer=adam\]\] passes, but .* differs"):
@@ -359,6 +359,16 @@ def test_built_in_framework_differences_come_from_the_classes() -> None:
         cls = discover().backends[name].cls
         (xfail,) = {p.id: p.marks for p in pytest_params(cls)}["parity[optimizer=adam]"]
         assert xfail.kwargs["reason"] == cls.parity_notes["adam"] and "sqrt(v)" in xfail.kwargs["reason"]
+    # Keras' RMSprop (epsilon inside the square root) and its biased moving variance; its batch-statistics
+    # training and its prediction mode are exact, so those checks are not marked.
+    marks = {p.id: p.marks for p in pytest_params(discover().backends["keras"].cls)}
+    assert "epsilon inside the square root" in marks["parity[optimizer=rmsprop]"][0].kwargs["reason"]
+    assert "biased" in marks["parity[batch_norm_running]"][0].kwargs["reason"]
+    assert not marks["parity[batch_norm=after]"] and not marks["parity[batch_norm=before]"]
+    assert not marks["batch_norm_predict"]
+    # scikit-learn has neither: no rmsprop or batch-norm checks, and skip() declines both (the skip check).
+    sklearn = {p.id for p in pytest_params(discover().backends["sklearn"].cls)}
+    assert not any("rmsprop" in cid or "batch_norm" in cid for cid in sklearn)
 
 
 class BadParityTarget(NumpyMLP):
@@ -372,10 +382,111 @@ def test_parity_attributes_are_checked_as_metadata() -> None:
 
     class BadNotes(NumpyMLP):
         name = "bad_notes"
-        parity_notes = {"rmsprop": "no such optimizer"}
+        parity_notes = {"adagrad": "no such optimizer"}
 
-    with pytest.raises(ConformanceError, match=r"`parity_notes` has unknown key\(s\) \['rmsprop'\]"):
+    with pytest.raises(ConformanceError, match=r"`parity_notes` has unknown key\(s\) \['adagrad'\]; .* batch_norm"):
         run_check(BadNotes, "metadata")
+
+    class BatchNormNote(NumpyMLP):
+        name = "batch_norm_note"
+        parity_notes = {"batch_norm": "a batch-norm difference"}
+
+    assert run_check(BatchNormNote, "metadata") is None
+
+    class BadFlag(NumpyMLP):
+        name = "bad_flag"
+        supports_batch_norm = "yes"
+
+    with pytest.raises(ConformanceError, match=r"`supports_batch_norm` must be True or False, got 'yes'"):
+        run_check(BadFlag, "metadata")
+
+
+# ------------------------------------------------------------- rmsprop and batch normalization
+class EpsInsideRMSprop(NumpyMLP):
+    """Keras' RMSprop rule: epsilon inside the square root."""
+
+    name = "eps_inside"
+
+    def build(self, spec, weights, seed):
+        super().build(spec, weights, seed)
+        if spec.optimizer == "rmsprop":
+
+            def update(h, p, g, state, tmp):
+                (v,) = state
+                v *= h.alpha
+                v += h.one_minus_alpha * g * g
+                p -= h.lr * g / np.sqrt(v + h.eps)
+
+            self._update = update
+
+
+def test_rmsprop_with_epsilon_inside_the_root_fails_its_parity_check() -> None:
+    assert run_check(EpsInsideRMSprop, "parity[optimizer=adam]") is None
+    with pytest.raises(ConformanceError, match=r"\[eps_inside parity\[optimizer=rmsprop\]\] after 2 epoch\(s\)"):
+        run_check(EpsInsideRMSprop, "parity[optimizer=rmsprop]")
+
+
+class BatchStatsPredict(NumpyMLP):
+    """Predicts with the statistics of the samples it is given, not the running ones."""
+
+    name = "batch_stats_predict"
+
+    def _bn_eval(self, a, i):
+        a -= a.mean(axis=0)
+        a /= np.sqrt(a.var(axis=0) + self._bn_eps)
+        a *= self.bn_params_[2 * i]
+        a += self.bn_params_[2 * i + 1]
+
+
+def test_predicting_with_batch_statistics_fails_the_batch_norm_checks() -> None:
+    with pytest.raises(ConformanceError, match=r"\[batch_stats_predict batch_norm_predict\] .* running statistics"):
+        run_check(BatchStatsPredict, "batch_norm_predict")
+    with pytest.raises(ConformanceError, match=r"parity\[batch_norm=after\]\] predictions after training differ"):
+        run_check(BatchStatsPredict, "parity[batch_norm=after]")
+
+
+class BiasedRunningVariance(NumpyMLP):
+    """Keras' running variance: the biased batch variance."""
+
+    name = "biased_running_variance"
+
+    def _update_running_stats(self, ws, m):
+        for var in ws.bn_var:
+            var *= (m - 1) / m  # (PyTorch's rule multiplies by m / (m - 1) again)
+        super()._update_running_stats(ws, m)
+
+
+def test_a_biased_running_variance_fails_only_the_running_statistics_check() -> None:
+    for check_id in ("parity[batch_norm=before]", "parity[batch_norm=after]", "batch_norm_predict"):
+        assert run_check(BiasedRunningVariance, check_id) is None, check_id
+    with pytest.raises(ConformanceError, match=r"parity\[batch_norm_running\]\] predictions after training differ"):
+        run_check(BiasedRunningVariance, "parity[batch_norm_running]")
+
+    class Noted(BiasedRunningVariance):
+        name = "noted_running_variance"
+        parity_notes = {"batch_norm": "biased running variance"}
+
+    marked = {p.id for p in pytest_params(Noted) if p.marks}
+    assert marked == {"parity[batch_norm_running]"}
+    report = check_backend(Noted)
+    assert any(line.startswith("parity[batch_norm_running]: known difference (biased") for line in report)
+
+
+class DeclinesNothing(NumpyMLP):
+    """Says it has no batch normalization, but its skip() accepts batch_norm specs."""
+
+    name = "declines_nothing"
+    supports_batch_norm = False
+
+
+def test_batch_norm_capability_is_honoured_by_skip() -> None:
+    with pytest.raises(ConformanceError, match=r"skip\(\) returned None for .*batch_norm=before.* outside the"):
+        run_check(DeclinesNothing, "skip")
+    assert not any("batch_norm" in cid for cid, _ in backend_checks(DeclinesNothing))
+    # A backend that does not declare it either way (the Backend base class has no such attribute) gets a note.
+    note = run_check(TinySGD, "skip")
+    assert note is not None and note.startswith("supports_batch_norm is not declared and skip() accepts")
+    assert not any("batch_norm" in cid for cid, _ in backend_checks(TinySGD))
 
 
 def test_tolerances_are_one_object_or_keywords() -> None:
@@ -403,8 +514,8 @@ def test_eager_framework_import_is_caught(tmp_path) -> None:
 
 
 def test_known_differences_must_name_real_checks_and_must_still_fail() -> None:
-    with pytest.raises(ValueError, match="names no check of this backend: parity\\[optimizer=rmsprop\\]"):
-        check_backend(NumpyMLP, known_differences={"parity[optimizer=rmsprop]": "typo"})
+    with pytest.raises(ValueError, match="names no check of this backend: parity\\[optimizer=adagrad\\]"):
+        check_backend(NumpyMLP, known_differences={"parity[optimizer=adagrad]": "typo"})
     with pytest.raises(ConformanceError, match=r"passes, but known_differences says it fails .* remove the entry"):
         check_backend(NumpyMLP, known_differences={"metadata": "stale"})
 

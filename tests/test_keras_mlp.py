@@ -1,6 +1,7 @@
 """The Keras backend: the runner's weights go in and come out unchanged, float64 epochs match the NumPy
-backend to rounding (L2 and the SGD momentum rules included), Adam differs only where Keras adds epsilon,
-the engine is chosen through KERAS_BACKEND, and the torch engine runs in a real worker."""
+backend to rounding (L2 and the SGD momentum rules included), Adam and RMSprop differ only where Keras adds
+epsilon, batch normalization trains exactly and keeps a biased moving variance, the engine is chosen through
+KERAS_BACKEND, and the torch engine runs in a real worker."""
 
 from __future__ import annotations
 
@@ -124,6 +125,86 @@ def test_adam_differs_from_pytorch_only_where_epsilon_enters(backend_factory) ->
     assert _rel(b.get_weights(), ref.get_weights()) <= 1e-12
     ref, losses = _train_both(b, base, X, y)
     assert 1e-12 < _rel(b.get_weights(), ref.get_weights()) < 1e-4
+
+
+def test_rmsprop_differs_from_pytorch_only_where_epsilon_enters(backend_factory) -> None:
+    """Keras: p -= lr·g / sqrt(v + epsilon), PyTorch: lr·g / (sqrt(v) + eps); rho = alpha, epsilon = eps².
+    With a negligible eps the rules agree to rounding; with the default 1e-8 the difference is measured."""
+    X, y, _ = _data("cross_entropy")
+    base = ModelSpec(n_inputs=5, n_outputs=3, hidden=(8, 6), optimizer="rmsprop", lr=0.01, alpha=0.9,
+                     batch_size=16, dtype="float64")  # fmt: skip
+    b = backend_factory()
+    ref, losses = _train_both(b, base.replace(eps=1e-20), X, y)
+    assert _rel(b.get_weights(), ref.get_weights()) <= 1e-12
+    for got, want in losses:
+        assert got == pytest.approx(want, rel=1e-12)
+    assert float(b.optimizer_.rho) == 0.9 and float(b.optimizer_.epsilon) == 1e-40
+    ref, _ = _train_both(b, base, X, y)
+    assert 1e-12 < _rel(b.get_weights(), ref.get_weights()) < 1e-2
+
+
+class _BiasedRunningVariance(NumpyMLP):
+    """The NumPy reference with Keras' moving variance: the biased batch variance (no m / (m - 1))."""
+
+    def _update_running_stats(self, ws, m):
+        for var in ws.bn_var:
+            var *= (m - 1) / m
+        super()._update_running_stats(ws, m)
+
+
+@pytest.mark.parametrize("batch_norm", ["before", "after"])
+@pytest.mark.parametrize("options", [{}, {"loop": "fit"}], ids=["graph", "fit"])
+def test_batch_norm_trains_exactly_and_keeps_a_biased_moving_variance(backend_factory, batch_norm, options) -> None:
+    """momentum = 1 - bn_momentum and epsilon = bn_eps map exactly: training (batch statistics, gamma, beta) is
+    NumPy's to rounding. The moving variance is the biased one: exactly the reference with that change, while
+    the reference itself (PyTorch's unbiased rule) predicts differently."""
+    X, y, _ = _data("cross_entropy", n=48)  # full batches of 16
+    spec = ModelSpec(n_inputs=5, n_outputs=3, hidden=(8, 6), activation="tanh", optimizer="momentum", lr=0.05,
+                     l2=0.01, batch_size=16, batch_norm=batch_norm, bn_momentum=0.2, dtype="float64")  # fmt: skip
+    b = backend_factory(**options)
+    ref, losses = _train_both(b, spec, X, y)
+    for got, want in losses:
+        assert got == pytest.approx(want, rel=1e-12)
+    assert _rel(b.get_weights(), ref.get_weights()) <= 1e-12
+    keras_state, ref_state = b.batch_norm_state(), ref.batch_norm_state()
+    for got, want in zip(keras_state, ref_state, strict=True):
+        for key in ("gamma", "beta", "running_mean"):
+            assert _rel([(got[key],)], [(want[key],)]) <= 1e-12, key
+        np.testing.assert_allclose(got["running_var"], want["running_var"], rtol=0.05)  # 16/15: up to 6.7% apart
+        assert _rel([(got["running_var"],)], [(want["running_var"],)]) > 1e-3
+    assert _rel([(b.predict(X),)], [(ref.predict(X),)]) > 1e-4
+    biased = _BiasedRunningVariance()
+    biased.build(spec, initial_weights(spec, 2), 2)
+    for epoch in range(2):
+        biased.train_epoch(X, y, batch_order(len(X), spec.batch_size, 2, epoch))
+    for got, want in zip(keras_state, biased.batch_norm_state(), strict=True):
+        assert _rel([(got["running_var"],)], [(want["running_var"],)]) <= 1e-12
+    assert _rel([(b.predict(X),)], [(biased.predict(X),)]) <= 1e-12
+
+
+def test_batch_norm_layers_are_in_the_specs_order(backend_factory) -> None:
+    b = backend_factory()
+    spec = ModelSpec(n_inputs=5, n_outputs=3, hidden=(4,), dropout=0.2, dtype="float64")
+    names = {}
+    for batch_norm in ("after", "before"):
+        b.build(spec.replace(batch_norm=batch_norm), None, 0)
+        names[batch_norm] = [type(layer).__name__ for layer in b.model_.layers]
+        assert b.norms_[0].momentum == pytest.approx(0.9) and b.norms_[0].epsilon == spec.bn_eps
+        assert [(W.shape, v.shape) for W, v in b.get_weights()] == [((5, 4), (4,)), ((4, 3), (3,))]
+    assert names["after"] == ["Dense", "BatchNormalization", "Dropout", "Dense"]  # Dense applies the activation
+    assert names["before"] == ["Dense", "BatchNormalization", "Activation", "Dropout", "Dense"]
+    assert b.dense_[0].activation is not None and b.norms_[0].gamma_regularizer is None  # no L2 on gamma
+
+
+def test_native_mode_adds_the_batch_norm_layers(backend_factory, registry) -> None:
+    from mlpbench.worker import execute
+
+    task = registry.task("xor")()
+    spec = task.spec().replace(batch_norm="after", epochs=3)
+    b = backend_factory()
+    record = execute(b, task, task.load(0), {"id": "k/bn", "seed": 0, "mode": "native", "spec": spec.to_dict()})
+    assert record["status"] == "ok", record.get("error")
+    assert "BatchNormalization" in [type(layer).__name__ for layer in b.model_.layers]
 
 
 def test_fit_loop_and_xla_match_numpy(backend_factory) -> None:

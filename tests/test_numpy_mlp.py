@@ -1,4 +1,5 @@
-"""The hand-written NumPy backend: gradients against finite differences, stability, dtypes, optimizers."""
+"""The hand-written NumPy backend: gradients against finite differences (batch normalization included),
+stability, dtypes, optimizers."""
 
 from __future__ import annotations
 
@@ -58,6 +59,70 @@ def test_gradients_match_finite_differences(activation: str, loss: str, l2: floa
     assert rel <= 1e-6, f"{activation}/{loss}/l2={l2}: relative gradient error {rel:.2e}"
 
 
+def _flat_finite_difference(model: NumpyMLP, X, y, h: float = 1e-6) -> np.ndarray:
+    """d objective / d every entry of the flat parameter buffer: (W, b) pairs, then batch norm's gammas and betas."""
+    p = model.flat_params_
+    out = np.zeros_like(p)
+    for k in range(p.size):
+        old = p[k]
+        p[k] = old + h
+        up, _ = model.loss_and_gradients(X, y)
+        p[k] = old - h
+        down, _ = model.loss_and_gradients(X, y)
+        p[k] = old
+        out[k] = (up - down) / (2 * h)
+    return out
+
+
+def _batch_norm_model(activation: str, loss: str, batch_norm: str, dtype: str, l2: float = 0.1):
+    X, y, n_out = _problem(loss)
+    spec = ModelSpec(n_inputs=5, n_outputs=n_out, hidden=(6, 4), activation=activation, loss=loss, l2=l2,
+                     batch_norm=batch_norm, dtype=dtype)  # fmt: skip
+    model = NumpyMLP()
+    model.build(spec, initial_weights(spec, seed=3), seed=3)
+    rng = np.random.default_rng(1)
+    for b in model.params_[1::2]:
+        b[:] = rng.uniform(-0.3, 0.3, b.shape)
+    for p in model.bn_params_:  # gamma near 1, beta near 0, but not exactly: every term of the backward pass counts
+        p += rng.uniform(-0.3, 0.3, p.shape).astype(dtype)
+    return model, X.astype(dtype), y if spec.is_classifier else y.astype(dtype)
+
+
+@pytest.mark.parametrize(("activation", "loss"), list(itertools.product(ACTIVATIONS, LOSSES)))
+@pytest.mark.parametrize("batch_norm", ["before", "after"])
+def test_batch_norm_gradients_match_finite_differences(activation: str, loss: str, batch_norm: str) -> None:
+    """The hand-written batch-norm backward pass, gamma and beta included, with L2 on (never on gamma, beta)."""
+    model, X, y = _batch_norm_model(activation, loss, batch_norm, "float64")
+    model.loss_and_gradients(X, y)
+    analytic = model.flat_grads_.copy()
+    numeric = _flat_finite_difference(model, X, y)
+    rel = np.linalg.norm(analytic - numeric) / max(np.linalg.norm(analytic), np.linalg.norm(numeric))
+    assert rel <= 1e-6, f"{activation}/{loss}/batch_norm={batch_norm}: relative gradient error {rel:.2e}"
+    n_bn = 2 * sum(model.spec_.hidden)
+    assert np.linalg.norm(analytic[-n_bn:]) > 0  # the gammas and betas really have gradients
+    assert not model._decay[-n_bn:].any()  # and no L2 on them
+
+
+@pytest.mark.parametrize(("activation", "loss"), [("relu", "cross_entropy"), ("tanh", "mse"),
+                                                  ("sigmoid", "binary_cross_entropy"), ("elu", "mae")])  # fmt: skip
+@pytest.mark.parametrize("batch_norm", ["before", "after"])
+def test_batch_norm_runs_in_float32_with_the_same_code(activation: str, loss: str, batch_norm: str) -> None:
+    """float32: every array stays float32, and the gradient is the float64 one to float32 rounding."""
+    m32, X32, y32 = _batch_norm_model(activation, loss, batch_norm, "float32")
+    m64, _, _ = _batch_norm_model(activation, loss, batch_norm, "float64")
+    m64.flat_params_[:] = m32.flat_params_  # the very same (float32-representable) parameters
+    m32.loss_and_gradients(X32, y32)
+    m64.loss_and_gradients(X32.astype(np.float64), y32)
+    g32, g64 = m32.flat_grads_, m64.flat_grads_
+    assert g32.dtype == np.float32
+    assert np.linalg.norm(g32 - g64) / np.linalg.norm(g64) <= 1e-4
+    batches = batch_order(len(X32), 3, 0, 0)[:2]  # 7 samples: batches of 3, 3 (and 1, which batch norm refuses)
+    m32.train_epoch(X32, y32, batches)
+    states = m32.batch_norm_state()
+    assert all(v.dtype == np.float32 for state in states for v in state.values())
+    assert m32.predict(X32).dtype == np.float32 and m32.flat_params_.dtype == np.float32
+
+
 def test_saturated_inputs_stay_finite() -> None:
     """Huge pre-activations must not produce NaN or inf in loss, gradients or predictions."""
     for activation, loss in itertools.product(ACTIVATIONS, LOSSES):
@@ -111,6 +176,11 @@ def test_optimizer_rules_follow_pytorch() -> None:
     np.testing.assert_allclose(_one_step("nesterov"), [0.62, 0.078, -0.6098])
     # adam with a constant gradient moves by lr every step (m_hat = g, v_hat = g^2)
     np.testing.assert_allclose(_one_step("adam"), [0.9, 0.8, 0.7], rtol=1e-7)
+    # rmsprop, alpha = 0.99: v_t = 4 (1 - 0.99^t); step lr * 2 / (sqrt(v_t) + eps)
+    v = [4 * (1 - 0.99**t) for t in (1, 2, 3)]
+    expected = np.cumsum([-0.1 * 2 / (np.sqrt(vt) + 1e-8) for vt in v]) + 1.0
+    np.testing.assert_allclose(_one_step("rmsprop"), expected, rtol=1e-12)
+    np.testing.assert_allclose(_one_step("rmsprop", steps=1, alpha=0.5, eps=0.5), [1.0 - 0.2 / (np.sqrt(2) + 0.5)])
 
 
 def test_l2_applies_to_weights_not_biases() -> None:

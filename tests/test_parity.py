@@ -15,17 +15,19 @@ from mlpbench.parity import PARITY_FILE, compare, format_table, relative_differe
 from mlpbench.registry import Entry, Registry
 
 ROOT = Path(__file__).resolve().parents[1]
-FIELDS = set("backend task optimizer max_rel_loss_diff max_rel_weight_diff target within_target note status".split())
+FIELDS = set("backend task optimizer batch_norm max_rel_loss_diff max_rel_weight_diff target within_target note "
+             "status".split())
 
 
 @pytest.fixture(scope="module")
 def parity_run(tmp_path_factory):
-    """numpy (the reference, added automatically), torch and sklearn on XOR, 3 epochs, sgd and adam."""
+    """numpy (the reference, added automatically), torch and sklearn on XOR, 3 epochs, sgd, adam and rmsprop,
+    each without and with batch normalization (the default --batch-norm none,after)."""
     pytest.importorskip("torch")
     pytest.importorskip("sklearn")
     tmp = tmp_path_factory.mktemp("parity")
     out, js = tmp / "results", tmp / "parity-rows.json"
-    argv = "parity --backends torch,sklearn --tasks xor --epochs 3 --optimizers sgd,adam --no-progress".split()
+    argv = "parity --backends torch,sklearn --tasks xor --epochs 3 --optimizers sgd,adam,rmsprop --no-progress".split()
     proc = subprocess.run(
         [sys.executable, "run_bench.py", *argv, "--json", str(js), "--out", str(out)],
         cwd=ROOT,
@@ -41,33 +43,43 @@ def test_parity_command_writes_rows_and_passes(parity_run) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = json.loads(js.read_text())
     assert json.loads((out / PARITY_FILE).read_text()) == rows  # the copy the report reads
-    assert {(r["backend"], r["optimizer"]) for r in rows} == {
-        (b, o) for b in ("torch", "sklearn") for o in ("sgd", "adam")
-    }
+    keys = [(b, o, bn) for b in ("torch", "sklearn") for o in ("sgd", "adam", "rmsprop") for bn in ("none", "after")]
+    assert [(r["backend"], r["optimizer"], r["batch_norm"]) for r in rows] == keys  # in this order
+    by = {(r["backend"], r["optimizer"], r["batch_norm"]): r for r in rows}
     for r in rows:
         assert FIELDS <= set(r), r
-        assert r["task"] == "xor" and r["status"] == "ok" and r["epochs"] == 3
-        assert isinstance(r["max_rel_loss_diff"], float) and isinstance(r["max_rel_weight_diff"], float)
-    by = {(r["backend"], r["optimizer"]): r for r in rows}
-    for optimizer in ("sgd", "adam"):
-        torch_row = by["torch", optimizer]
-        assert torch_row["target"] == 1e-9 and torch_row["within_target"] is True
+        assert r["task"] == "xor" and r["epochs"] == 3
+        if r["status"] == "ok":
+            assert isinstance(r["max_rel_loss_diff"], float) and isinstance(r["max_rel_weight_diff"], float)
+    for optimizer, batch_norm in ((o, bn) for o in ("sgd", "adam", "rmsprop") for bn in ("none", "after")):
+        torch_row = by["torch", optimizer, batch_norm]
+        assert torch_row["status"] == "ok" and torch_row["target"] == 1e-9 and torch_row["within_target"] is True
         assert torch_row["max_rel_loss_diff"] <= 1e-9 and torch_row["max_rel_weight_diff"] <= 1e-9
-    assert by["sklearn", "sgd"]["within_target"] is True and by["sklearn", "sgd"]["max_rel_weight_diff"] <= 1e-6
+    sgd = by["sklearn", "sgd", "none"]
+    assert sgd["status"] == "ok" and sgd["within_target"] is True and sgd["max_rel_weight_diff"] <= 1e-6
     # scikit-learn's Adam is not exactly mappable: measured, no target, the rule written down.
-    adam = by["sklearn", "adam"]
+    adam = by["sklearn", "adam", "none"]
     assert adam["target"] is None and adam["within_target"] is None and "epsilon" in adam["note"]
     assert adam["max_rel_weight_diff"] > 0
+    # What scikit-learn has not got (RMSprop, batch normalization) is a skipped row with the reason, not a failure.
+    for key, reason in ((("sklearn", "rmsprop", "none"), "optimizer 'rmsprop'"),
+                        (("sklearn", "sgd", "after"), "does not support batch_norm")):  # fmt: skip
+        assert by[key]["status"] == "skipped" and reason in by[key]["error"] and by[key]["within_target"] is None
     # The printed table has every row and the rule.
-    assert proc.stdout.count("\nsklearn ") == 2 and "eps / sqrt(1 - beta2^t)" in proc.stdout
-    # Job records stay under DIR/parity/, without the weights.
+    assert proc.stdout.count("\nsklearn ") == 6 and "eps / sqrt(1 - beta2^t)" in proc.stdout
+    assert "\ntorch        xor        rmsprop   after " in proc.stdout
+    # Job records stay under DIR/parity/, without the weights (numpy and torch: 6 each; sklearn: 6, 4 skipped).
     runs = (out / "parity" / "runs.jsonl").read_text().splitlines()
-    assert len(runs) == 6 and all("weights" not in json.loads(line) for line in runs)
+    assert len(runs) == 18 and all("weights" not in json.loads(line) for line in runs)
 
 
 def test_bad_input_stops_before_any_work(tmp_path, capsys) -> None:
-    assert main(["parity", "--optimizers", "rmsprop", "--out", str(tmp_path)]) == 2
-    assert "unknown optimizer 'rmsprop'" in capsys.readouterr().err
+    assert main(["parity", "--optimizers", "adagrad", "--out", str(tmp_path)]) == 2
+    assert "unknown optimizer 'adagrad'; valid optimizers: sgd, momentum, nesterov, adam, rmsprop" in (
+        capsys.readouterr().err
+    )
+    assert main(["parity", "--batch-norm", "none,middle", "--out", str(tmp_path)]) == 2
+    assert "unknown batch_norm setting 'middle'; valid settings: none, before, after" in capsys.readouterr().err
     assert main(["parity", "--tasks", "nope", "--out", str(tmp_path)]) == 2
     assert not (tmp_path / PARITY_FILE).exists()
 
@@ -100,6 +112,33 @@ def test_compare_marks_rows_against_targets() -> None:
     assert torch_row["max_rel_weight_diff"] == pytest.approx(1e-6) and torch_row["within_target"] is False
     assert plugin_row["target"] is None and plugin_row["within_target"] is None  # unknown backend: measured only
     assert "OUTSIDE TARGET" in format_table(rows)
+
+
+def test_batch_norm_rows_compare_with_the_reference_of_the_same_setting() -> None:
+    bn = {"spec": {"optimizer": "sgd", "epochs": 1, "batch_norm": "after"}}
+    records = [{**_record("torch", w=3.0), **bn}, _record("numpy"), {**_record("numpy", w=3.0), **bn},
+               _record("torch")]  # fmt: skip
+    rows = compare(records)
+    assert [(r["batch_norm"], r["max_rel_weight_diff"]) for r in rows] == [("none", 0.0), ("after", 0.0)]
+    assert "torch        xor        sgd       after " in format_table(rows)
+
+
+def test_a_batch_norm_note_makes_only_batch_norm_rows_inexact() -> None:
+    class BatchNormNoted(NumpyMLP):
+        name = "bn_noted"
+        parity_target = 1e-6
+        parity_notes = {"adam": "its Adam differs", "batch_norm": "its running variance is biased"}
+
+    registry = Registry(backends={"bn_noted": Entry("bn_noted", "backend", "file x.py", cls=BatchNormNoted)})
+    spec = {"optimizer": "sgd", "epochs": 1}
+    records = []
+    for optimizer, batch_norm in (("sgd", "none"), ("sgd", "after"), ("adam", "after")):
+        s = {"spec": {**spec, "optimizer": optimizer, "batch_norm": batch_norm}}
+        records += [{**_record("numpy"), **s}, {**_record("bn_noted"), **s}]
+    plain, bn, both = compare(records, registry)
+    assert plain["target"] == 1e-6 and plain["note"] is None and plain["within_target"] is True
+    assert bn["target"] is None and bn["note"] == "bn_noted: its running variance is biased"
+    assert both["note"] == "bn_noted: its Adam differs; bn_noted: its running variance is biased"
 
 
 def test_compare_without_a_reference_says_so() -> None:

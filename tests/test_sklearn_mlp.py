@@ -127,6 +127,9 @@ def test_predict_shapes() -> None:
         ({"loss": "mae", "n_outputs": 1}, "loss 'mae'"),
         ({"dropout": 0.2}, "dropout"),
         ({"n_outputs": 2}, "one logistic output unit"),
+        ({"optimizer": "rmsprop"}, "optimizer 'rmsprop' (supported: sgd, momentum, nesterov, adam)"),
+        ({"batch_norm": "after"}, "sklearn does not support batch_norm"),
+        ({"batch_norm": "before"}, "sklearn does not support batch_norm"),
     ],
 )
 def test_what_sklearn_cannot_run_is_a_skip_reason(changes: dict, reason: str) -> None:

@@ -16,7 +16,7 @@ def _spec(**kw):
     [
         ({"activation": "swish"}, "ModelSpec.activation = 'swish': allowed values are sigmoid, tanh, relu"),
         ({"loss": "hinge"}, "ModelSpec.loss = 'hinge': allowed values are cross_entropy"),
-        ({"optimizer": "rmsprop"}, "allowed values are sgd, momentum, nesterov, adam"),
+        ({"optimizer": "adagrad"}, "allowed values are sgd, momentum, nesterov, adam, rmsprop"),
         ({"lr": -0.1}, "ModelSpec.lr = -0.1: must be a number in (0, inf)"),
         ({"lr": 0.0}, "ModelSpec.lr = 0.0"),
         ({"batch_size": 0}, "ModelSpec.batch_size = 0: must be an integer >= 1"),

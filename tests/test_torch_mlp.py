@@ -51,9 +51,9 @@ def test_float64_epochs_match_numpy(backend_factory, loss: str, optimizer: str) 
     X, y, n_out = _data(loss)
     spec = ModelSpec(n_inputs=5, n_outputs=n_out, hidden=(8, 6), activation="elu", loss=loss, optimizer=optimizer,
                      lr=0.05, l2=0.01, batch_size=16, dtype="float64")  # fmt: skip
-    # mae's gradient is a sum of signs that can cancel to rounding noise, which Adam then divides by a
-    # tiny second moment: rounding grows to ~1e-12 there, still far below the parity target of 1e-9.
-    tol = 1e-9 if (loss, optimizer) == ("mae", "adam") else 1e-12
+    # mae's gradient is a sum of signs that can cancel to rounding noise, which Adam and RMSprop then divide
+    # by a tiny second moment: rounding grows to ~1e-11 there, still below the parity target of 1e-9.
+    tol = 1e-9 if loss == "mae" and optimizer in ("adam", "rmsprop") else 1e-12
     weights = initial_weights(spec, seed=2)
     ref, b = NumpyMLP(), backend_factory()
     ref.build(spec, weights, seed=2)

@@ -11,6 +11,7 @@ from typing import Any
 from ..choices import DEFAULT_TASKS, parse_backend_list
 from ..files import write_atomic
 from ..parity import (
+    DEFAULT_BATCH_NORMS,
     DEFAULT_EPOCHS,
     DEFAULT_OPTIMIZERS,
     PARITY_FILE,
@@ -21,7 +22,7 @@ from ..parity import (
     plan,
 )
 from ..runner import run_with_progress
-from ..spec import OPTIMIZERS
+from ..spec import BATCH_NORMS, OPTIMIZERS
 from ..status import FAILED
 from .common import (
     DEFAULT_THREADS,
@@ -44,9 +45,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "parity", help="check every backend against the NumPy backend (same weights, same batches, float64)",
         description="Train every backend from identical initial weights on identical batches in float64 with "
-        "dropout 0, once per optimizer, and report the largest relative difference from the NumPy backend of the "
-        "per-epoch training loss and of the final weights (max|a-b| / max|numpy|). Exit status 1 when a row "
-        "misses its target or a job fails.",
+        "dropout 0, once per optimizer and batch-norm setting, and report the largest relative difference from "
+        "the NumPy backend of the per-epoch training loss and of the final weights (max|a-b| / max|numpy|). "
+        "Exit status 1 when a row misses its target or a job fails.",
     )  # fmt: skip
     p.add_argument(
         "--backends",
@@ -55,13 +56,23 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="backends to check (default: every installed backend); numpy is always run as the reference",
     )
     p.add_argument(
-        "--tasks", default=",".join(DEFAULT_TASKS), metavar="LIST", help=f"comma-separated tasks (default: {','.join(DEFAULT_TASKS)})"
+        "--tasks",
+        default=",".join(DEFAULT_TASKS),
+        metavar="LIST",
+        help=f"comma-separated tasks (default: {','.join(DEFAULT_TASKS)})",
     )
     p.add_argument(
         "--optimizers",
         default=DEFAULT_OPTIMIZERS,
         metavar="LIST",
         help=f"comma-separated optimizers (default: {DEFAULT_OPTIMIZERS})",
+    )
+    p.add_argument(
+        "--batch-norm",
+        default=DEFAULT_BATCH_NORMS,
+        metavar="LIST",
+        help=f"comma-separated batch_norm settings ({', '.join(BATCH_NORMS)}), each run with every optimizer "
+        f"(default: {DEFAULT_BATCH_NORMS})",
     )
     p.add_argument(
         "--epochs", type=positive_int, default=DEFAULT_EPOCHS, help=f"epochs per job (default {DEFAULT_EPOCHS})"
@@ -93,10 +104,14 @@ def cmd(args: argparse.Namespace) -> int:
     for o in optimizers:
         if o not in OPTIMIZERS:
             raise UsageError(f"unknown optimizer {o!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
-    if not tasks or not optimizers:
-        raise UsageError("name at least one task and one optimizer")
+    batch_norms = [b.strip() for b in args.batch_norm.split(",") if b.strip()]
+    for b in batch_norms:
+        if b not in BATCH_NORMS:
+            raise UsageError(f"unknown batch_norm setting {b!r}; valid settings: {', '.join(BATCH_NORMS)}")
+    if not tasks or not optimizers or not batch_norms:
+        raise UsageError("name at least one task, one optimizer and one batch_norm setting")
     with usage_errors():
-        jobs = plan(registry, backends, tasks, optimizers, args.epochs, args.seed, args.threads)
+        jobs = plan(registry, backends, tasks, optimizers, args.epochs, args.seed, args.threads, batch_norms)
 
     out = Path(args.out or timestamped_dir("parity-"))
     store = _ParityStore(out / "parity")
@@ -104,8 +119,8 @@ def cmd(args: argparse.Namespace) -> int:
         store.create()
     store.runs_path.unlink(missing_ok=True)  # a fresh check, never a resumed one
     store.write_json("config.json", {"backends": [b.label for b in backends], "tasks": tasks, "optimizers": optimizers,
-                                     "epochs": args.epochs, "seed": args.seed, "threads": args.threads,
-                                     "argv": sys.argv[1:]})  # fmt: skip
+                                     "batch_norms": batch_norms, "epochs": args.epochs, "seed": args.seed,
+                                     "threads": args.threads, "argv": sys.argv[1:]})  # fmt: skip
 
     records, interrupted = run_with_progress(registry, store, jobs, args.timeout, not args.no_progress)
     if interrupted:

@@ -143,6 +143,7 @@ PARITY_COLUMNS = [
     ("backend", "backend"),
     ("task", "task"),
     ("optimizer", "optimizer"),
+    ("batch_norm", "batch norm"),
     ("max_rel_loss_diff", "max rel. loss diff"),
     ("max_rel_weight_diff", "max rel. weight diff"),
     ("target", "target"),

@@ -16,14 +16,18 @@ check says so). The kit imports no framework itself: it calls ``prepare(threads=
 per kit run (one `backend_checks` call: one backend class and its options), as a worker
 does, after putting the backend's ``worker_env`` into ``os.environ``. Where the
 framework's rule differs from the spec, the class's `parity_notes` say so, and the
-parity check of that optimizer is a known difference.
+parity check of that optimizer is a known difference (a note under ``"batch_norm"``:
+the running-statistics check, ``parity[batch_norm_running]``). Batch normalization is
+checked where the class declares ``supports_batch_norm = True``; with False, `skip`
+must decline batch_norm specs.
 
 Modules: `kit` (the entry points), `run` (`KitRun`, what one run owns), `core` (the
 exceptions and `Tolerances`), `data` (`make_data`, `reference_backend`) and the checks:
 `checks_meta` (metadata, lazy import, skip), `checks_weights` (weights in and out,
 predict), `checks_training` (training parity, given batches), `checks_behaviour`
-(determinism, XOR) and `checks_native` (native mode: XOR with the backend's own loop,
-and its timing form; skipped with the `skip_mode` reason where there is no native mode).
+(determinism, XOR, batch normalization at prediction time) and `checks_native` (native
+mode: XOR with the backend's own loop, and its timing form; skipped with the `skip_mode`
+reason where there is no native mode).
 """
 
 from __future__ import annotations

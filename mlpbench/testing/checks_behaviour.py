@@ -14,7 +14,7 @@ from .data import make_data
 from .run import KitRun
 
 #: Learning rates the XOR check uses when a backend cannot run the task's default optimizer (adam).
-XOR_LR = MappingProxyType({"sgd": 0.5, "momentum": 0.1, "nesterov": 0.1, "adam": 0.05})
+XOR_LR = MappingProxyType({"sgd": 0.5, "momentum": 0.1, "nesterov": 0.1, "adam": 0.05, "rmsprop": 0.01})
 
 
 def check_deterministic(run: KitRun) -> str | None:
@@ -42,6 +42,35 @@ def check_deterministic(run: KitRun) -> str | None:
             f"{err:.3g}; seed every random choice (dropout masks too) from build()'s seed",
         )
     return note
+
+
+def check_batch_norm_predict(run: KitRun) -> str | None:
+    """With batch normalization, predict() uses the running statistics: a sample's prediction does not depend on
+    the other samples of the call (batch statistics would make it), and two calls agree."""
+    c = "batch_norm_predict"
+    spec, _ = run.base_spec(dtype=known(run.cls, "dtypes")[0])
+    spec = spec.replace(batch_norm="after", bn_momentum=0.5)  # the running statistics move far in 2 epochs
+    backend = run.runnable(spec)
+    X, y = make_data(spec)
+    run.build(backend, spec)
+    for e in range(2):
+        backend.train_epoch(X, y, batch_order(len(X), spec.batch_size, 0, e))
+    backend.sync()
+    whole = backend.predict(X)
+    rtol = run.tol.for_dtype(spec.dtype)
+    for rows in (slice(0, 1), slice(1, 4)):
+        part = backend.predict(X[rows])
+        err, scale = relative_error(part, whole[rows])
+        if err > rtol * max(scale, 1.0):
+            raise run.fail(
+                c,
+                f"predict() of rows {rows.start}:{rows.stop} alone differs from the same rows of a predict() of all "
+                f"{len(X)} by up to {err:.3g} ({spec!r}); at prediction time batch normalization must use the "
+                "running statistics, not the statistics of the samples passed to predict()",
+            )
+    if not np.array_equal(whole, backend.predict(X)):
+        raise run.fail(c, f"two predict() calls on the same X differ ({spec!r})")
+    return None
 
 
 def check_learns_xor(run: KitRun) -> str | None:
@@ -83,7 +112,7 @@ def xor_spec(run: KitRun) -> tuple[Any, ModelSpec, list[str]]:
     if backend.skip(spec) is not None:
         changes: dict[str, Any] = {}
         if spec.optimizer not in cls.optimizers:
-            opt = next(o for o in ("adam", "sgd", "momentum", "nesterov") if o in cls.optimizers)
+            opt = next(o for o in ("adam", "sgd", "momentum", "nesterov", "rmsprop") if o in cls.optimizers)
             changes.update(optimizer=opt, lr=XOR_LR[opt])
         if spec.activation not in cls.activations:
             changes["activation"] = cls.activations[0]

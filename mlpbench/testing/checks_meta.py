@@ -8,7 +8,7 @@ import sys
 
 from ..backend import Backend
 from ..spec import ACTIVATIONS, DTYPES, LOSSES, OPTIMIZERS, ModelSpec
-from .core import CAPABILITIES, CheckSkipped
+from .core import CAPABILITIES, CheckSkipped, declares_batch_norm
 from .run import KitRun
 
 
@@ -33,6 +33,8 @@ def check_metadata(run: KitRun) -> str | None:
     for attr in ("supports_dropout", "supports_l2", "accepts_weights"):
         if not isinstance(getattr(cls, attr), bool):
             raise run.fail(c, f"`{attr}` must be True or False, got {getattr(cls, attr)!r}")
+    if not isinstance(getattr(cls, "supports_batch_norm", False), bool):
+        raise run.fail(c, f"`supports_batch_norm` must be True or False, got {cls.supports_batch_norm!r}")
     if not isinstance(cls.options, dict) or not all(isinstance(k, str) for k in cls.options):
         raise run.fail(c, f"`options` must be a dict of option name -> default, got {cls.options!r}")
     _check_parity_attributes(run, cls)
@@ -63,9 +65,9 @@ def _check_parity_attributes(run: KitRun, cls: type[Backend]) -> None:
         value = getattr(cls, attr)
         if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
             raise run.fail("metadata", f"`{attr}` must be a dict of optimizer (or '*') -> text, got {value!r}")
-        unknown = [k for k in value if k != "*" and k not in OPTIMIZERS]
+        unknown = [k for k in value if k not in ("*", "batch_norm") and k not in OPTIMIZERS]
         if unknown:
-            keys = ", ".join(("'*'", *OPTIMIZERS))
+            keys = ", ".join(("'*'", *OPTIMIZERS, "batch_norm"))
             raise run.fail("metadata", f"`{attr}` has unknown key(s) {unknown}; the keys are {keys}")
 
 
@@ -120,6 +122,10 @@ def check_skip(run: KitRun) -> str | None:
         inside.append(base.replace(dropout=0.2))
     if cls.supports_l2:
         inside.append(base.replace(l2=0.01))
+    batch_norm = declares_batch_norm(cls)
+    bn_specs = [base.replace(batch_norm=bn) for bn in ("before", "after")]
+    if batch_norm:
+        inside += bn_specs
     for spec in inside:
         reason = _ask_skip(run, backend, spec)
         if reason is not None:
@@ -133,6 +139,8 @@ def check_skip(run: KitRun) -> str | None:
         outside.append(base.replace(dropout=0.2))
     if not cls.supports_l2:
         outside.append(base.replace(l2=0.01))
+    if batch_norm is False:
+        outside += bn_specs
     for spec in outside:
         reason = _ask_skip(run, backend, spec)
         if not isinstance(reason, str) or not reason:
@@ -141,6 +149,11 @@ def check_skip(run: KitRun) -> str | None:
                 f"skip() returned {reason!r} for {spec!r}, which is outside the declared "
                 "capabilities; it must return the reason as a string",
             )
+    if batch_norm is None and _ask_skip(run, backend, bn_specs[1]) is None:
+        # Not declared either way (the Backend base class has no such attribute): say so, without failing.
+        return ("supports_batch_norm is not declared and skip() accepts batch_norm='after': the runner would train "
+                "such jobs without batch normalization; declare supports_batch_norm = False and return a reason "
+                "from skip(), or implement it and declare True")  # fmt: skip
     return None
 
 

@@ -19,11 +19,15 @@ def check_parity(run: KitRun, c: str, epochs: int = 1, **changes: Any) -> str | 
     """One epoch (two for stateful optimizers) from the same weights on the same batches matches the reference.
 
     With l2 the biases start non-zero, so that decaying them too (l2 applies to the
-    weight matrices only) shows.
+    weight matrices only) shows. RMSprop runs with ``eps = 1e-3``, so that where eps is
+    added (outside the square root) shows. With batch normalization the predictions
+    compared are the running statistics' (evaluation mode).
     """
     spec, note = run.base_spec(**changes)
     if spec.optimizer == "adam":
         spec = spec.replace(lr=0.01)
+    if spec.optimizer == "rmsprop":
+        spec = spec.replace(lr=0.01, eps=1e-3)
     backend = run.runnable(spec)
     X, y = make_data(spec)
     batches = [batch_order(len(X), spec.batch_size, 0, e) for e in range(epochs)]

@@ -56,6 +56,13 @@ CAPABILITIES = MappingProxyType(
 )
 
 
+def declares_batch_norm(cls: type) -> bool | None:
+    """The class's ``supports_batch_norm``: True or False where declared, None where it is not (the base class
+    has no such attribute: a backend that says nothing must decline batch_norm specs in `skip` itself)."""
+    value = getattr(cls, "supports_batch_norm", None)
+    return value if isinstance(value, bool) else None
+
+
 def known(cls: type, attr: str) -> tuple[str, ...]:
     """The declared values of a capability that the kit knows (unknown ones fail the metadata check)."""
     value = getattr(cls, attr, ())

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..backend import Backend
 from . import checks_behaviour, checks_meta, checks_native, checks_training, checks_weights
-from .core import Check, CheckSkipped, ConformanceError, Tolerances, known
+from .core import Check, CheckSkipped, ConformanceError, Tolerances, declares_batch_norm, known
 from .run import KitRun
 
 
@@ -19,7 +19,8 @@ def backend_checks(
     `kwargs` named like a `Tolerances` field (``rtol``, ``float32_rtol``, ``xor_epochs``)
     change `tolerances` (default `Tolerances()`); the others are the backend's options.
     Which checks exist depends on the class's declared capabilities (one training check
-    per declared loss, activation and optimizer). Each callable takes no argument, raises
+    per declared loss, activation and optimizer; the batch-norm checks with
+    ``supports_batch_norm = True``). Each callable takes no argument, raises
     `ConformanceError` on a failure and `CheckSkipped` when it does not apply, and returns
     a note or None. The callables share one prepared backend instance.
     """
@@ -103,7 +104,9 @@ def known_differences_of(
     """Check id -> reason: the class's `parity_notes` (optimizer or "*" -> note), then `given` (which must name checks).
 
     A note for an optimizer marks its ``parity[optimizer=...]`` check, "*" every one of
-    them; sgd has none (it is the optimizer of the other parity checks).
+    them; sgd has none (it is the optimizer of the other parity checks). A note under
+    ``"batch_norm"`` marks ``parity[batch_norm_running]`` (the running statistics; the
+    other batch-norm checks keep them at 0 and 1 and must pass).
     """
     ids = [cid for cid, _ in pairs]
     unknown = sorted(set(given or {}) - set(ids))
@@ -114,6 +117,10 @@ def known_differences_of(
     notes = getattr(cls, "parity_notes", None)
     declared = {}
     for optimizer, note in (notes if isinstance(notes, dict) else {}).items():  # malformed: the metadata check says
+        if optimizer == "batch_norm":
+            if "parity[batch_norm_running]" in ids:
+                declared["parity[batch_norm_running]"] = note
+            continue
         for opt in known(cls, "optimizers") if optimizer == "*" else (optimizer,):
             if f"parity[optimizer={opt}]" in ids:
                 declared[f"parity[optimizer={opt}]"] = note
@@ -138,7 +145,15 @@ def _checks(run: KitRun) -> list[tuple[str, Check]]:
     parity += [(f"parity[optimizer={opt}]", {"optimizer": opt, "epochs": 2}) for opt in stateful]
     if getattr(cls, "supports_l2", False):
         parity.append(("parity[l2]", {"l2": 0.01}))
+    if declares_batch_norm(cls):
+        # Batch statistics in training, gamma and beta trained, the running statistics used by predict: with
+        # bn_momentum 0 they stay at 0 and 1, so these must match whichever running variance a framework keeps...
+        parity += [(f"parity[batch_norm={bn}]", {"batch_norm": bn, "bn_momentum": 0.0}) for bn in ("before", "after")]
+        # ...and this one checks the running statistics themselves (PyTorch's rule, unbiased variance).
+        parity.append(("parity[batch_norm_running]", {"batch_norm": "after", "bn_momentum": 0.3, "epochs": 2}))
     out += [(cid, _bind(checks_training.check_parity, run, cid, **changes)) for cid, changes in parity]
+    if declares_batch_norm(cls):
+        out.append(("batch_norm_predict", _bind(checks_behaviour.check_batch_norm_predict, run)))
     out += [
         ("given_batches", _bind(checks_training.check_given_batches, run)),
         ("deterministic", _bind(checks_behaviour.check_deterministic, run)),

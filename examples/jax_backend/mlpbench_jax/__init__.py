@@ -77,6 +77,9 @@ class JaxMLP(Backend):
 
     name = "jax"
     requires = ("jax",)
+    # What `_update` implements, declared: the spec's newer optimizers (rmsprop) are skipped, not mis-run.
+    optimizers = ("sgd", "momentum", "nesterov", "adam")
+    supports_batch_norm = False  # `_forward` has no batch normalization
     # pin: restrict the worker's CPU affinity to `threads` cores before JAX starts. JAX sizes its
     # thread pool from the affinity mask and honours no thread-count setting (see README).
     options = {"pin": True}
@@ -84,6 +87,12 @@ class JaxMLP(Backend):
     @classmethod
     def worker_env(cls, options: dict[str, Any]) -> dict[str, str]:
         return {"JAX_PLATFORMS": "cpu"}
+
+    def skip(self, spec: ModelSpec) -> str | None:
+        reason = super().skip(spec)
+        if reason is None and getattr(spec, "batch_norm", "none") != "none":
+            reason = "jax does not support batch_norm (the example plugin has no batch normalization)"
+        return reason
 
     def prepare(self, threads: int) -> None:
         super().prepare(threads)
