@@ -110,13 +110,17 @@ def _loss_and_metric(keras: Any, loss: str) -> tuple[Any, Any]:
     """The training loss and a metric computing the same per-sample mean (the data loss only)."""
     L, M = keras.losses, keras.metrics
     table = {
-        "cross_entropy": (L.SparseCategoricalCrossentropy(from_logits=True),
-                          M.SparseCategoricalCrossentropy(from_logits=True, name="data_loss")),
-        "binary_cross_entropy": (L.BinaryCrossentropy(from_logits=True),
-                                 M.BinaryCrossentropy(from_logits=True, name="data_loss")),
+        "cross_entropy": (
+            L.SparseCategoricalCrossentropy(from_logits=True),
+            M.SparseCategoricalCrossentropy(from_logits=True, name="data_loss"),
+        ),
+        "binary_cross_entropy": (
+            L.BinaryCrossentropy(from_logits=True),
+            M.BinaryCrossentropy(from_logits=True, name="data_loss"),
+        ),
         "mse": (L.MeanSquaredError(), M.MeanSquaredError(name="data_loss")),
         "mae": (L.MeanAbsoluteError(), M.MeanAbsoluteError(name="data_loss")),
-    }  # fmt: skip
+    }
     return table[loss]
 
 
@@ -127,13 +131,15 @@ def _optimizer(keras: Any, spec: ModelSpec) -> Any:
         "sgd": lambda: opt.SGD(learning_rate=f(spec.lr)),
         "momentum": lambda: opt.SGD(learning_rate=f(spec.lr), momentum=f(spec.momentum)),
         "nesterov": lambda: opt.SGD(learning_rate=f(spec.lr), momentum=f(spec.momentum), nesterov=True),
-        "adam": lambda: opt.Adam(learning_rate=f(spec.lr), beta_1=f(spec.beta1), beta_2=f(spec.beta2),
-                               epsilon=f(spec.eps)),
+        "adam": lambda: opt.Adam(
+            learning_rate=f(spec.lr), beta_1=f(spec.beta1), beta_2=f(spec.beta2), epsilon=f(spec.eps)
+        ),
         # Keras adds epsilon inside the square root: sqrt(v + eps^2) lies between sqrt(v) + eps and
         # (sqrt(v) + eps) / sqrt(2), the closest Keras comes to PyTorch's sqrt(v) + eps (see the docstring).
-        "rmsprop": lambda: opt.RMSprop(learning_rate=f(spec.lr), rho=f(spec.alpha), epsilon=f(spec.eps**2),
-                                     momentum=0.0, centered=False),
-    }  # fmt: skip
+        "rmsprop": lambda: opt.RMSprop(
+            learning_rate=f(spec.lr), rho=f(spec.alpha), epsilon=f(spec.eps**2), momentum=0.0, centered=False
+        ),
+    }
     return table[spec.optimizer]()
 
 
@@ -160,10 +166,14 @@ class KerasMLP(Backend):
         "×n/(n-1)); momentum = 1 - bn_momentum and epsilon = bn_eps are exact, so training is, "
         "and predictions (running statistics) differ",
     }
-    native_loop = ("one model.fit(epochs, batch_size, shuffle=True, verbose=0) call, a callback timing each epoch; "
-                   "keras.utils.set_random_seed(seed) and the Dense layers' default initialisers")  # fmt: skip
-    native_early_stopping = ("keras EarlyStopping(monitor='val_loss', patience, min_delta, restore_best_weights) "
-                             "on the runner's validation split")  # fmt: skip
+    native_loop = (
+        "one model.fit(epochs, batch_size, shuffle=True, verbose=0) call, a callback timing each epoch; "
+        "keras.utils.set_random_seed(seed) and the Dense layers' default initialisers"
+    )
+    native_early_stopping = (
+        "keras EarlyStopping(monitor='val_loss', patience, min_delta, restore_best_weights) "
+        "on the runner's validation split"
+    )
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -251,14 +261,16 @@ class KerasMLP(Backend):
         for i, width in enumerate(spec.hidden):
             act = _activation(keras, spec.activation)
             # Dense -> [BN "before"] -> activation -> [BN "after"] -> dropout, as the spec says.
-            dense = keras.layers.Dense(width, activation=None if spec.batch_norm == "before" else act,
-                                       kernel_regularizer=reg, dtype=spec.dtype)  # fmt: skip
+            dense = keras.layers.Dense(
+                width, activation=None if spec.batch_norm == "before" else act, kernel_regularizer=reg, dtype=spec.dtype
+            )
             self.dense_.append(dense)
             layers.append(dense)
             if spec.batch_norm != "none":
                 # Keras' moving average keeps `momentum` of the old value: 1 - the spec's (PyTorch's) momentum.
-                norm = keras.layers.BatchNormalization(momentum=1.0 - spec.bn_momentum, epsilon=spec.bn_eps,
-                                                       dtype=spec.dtype)  # fmt: skip
+                norm = keras.layers.BatchNormalization(
+                    momentum=1.0 - spec.bn_momentum, epsilon=spec.bn_eps, dtype=spec.dtype
+                )
                 self.norms_.append(norm)
                 before = spec.batch_norm == "before"
                 layers += [norm, keras.layers.Activation(act, dtype=spec.dtype)] if before else [norm]
@@ -272,16 +284,28 @@ class KerasMLP(Backend):
                 dense.set_weights([np.asarray(W, dtype=self.dtype_), np.asarray(b, dtype=self.dtype_).reshape(-1)])
         self.loss_, metric = _loss_and_metric(keras, spec.loss)
         self.optimizer_ = _optimizer(keras, spec)
-        self.model_.compile(optimizer=self.optimizer_, loss=self.loss_, metrics=[metric],
-                            jit_compile=self.config["jit_compile"],
-                            steps_per_execution=self.config["steps_per_execution"])  # fmt: skip
+        self.model_.compile(
+            optimizer=self.optimizer_,
+            loss=self.loss_,
+            metrics=[metric],
+            jit_compile=self.config["jit_compile"],
+            steps_per_execution=self.config["steps_per_execution"],
+        )
         self._data: tuple[Any, ...] | None = None
         # "auto" is Keras' own rule (no XLA on a CPU-only TensorFlow, none on torch, jax.jit on jax).
         self.jit_compile_ = bool(self.model_.jit_compile)
         self._epoch_fn = self._graph_epoch_function() if self.loop == "graph" and not native else None
 
-    def fit_native(self, spec: ModelSpec, seed: int, X: np.ndarray, y: np.ndarray, X_val: np.ndarray,
-                   y_val: np.ndarray, epoch_end: EpochEnd) -> NativeFit | None:  # fmt: skip
+    def fit_native(
+        self,
+        spec: ModelSpec,
+        seed: int,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_val: np.ndarray,
+        y_val: np.ndarray,
+        epoch_end: EpochEnd,
+    ) -> NativeFit | None:
         """Keras' own loop: one ``model.fit(epochs=E, shuffle=True)`` call; a callback times each epoch.
 
         The epoch's interval runs from ``on_epoch_begin`` to ``on_epoch_end``, or to ``on_test_begin``
@@ -298,17 +322,32 @@ class KerasMLP(Backend):
         extra: dict[str, Any] = {}
         stopper = None
         if spec.patience:
-            stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience,
-                                                    min_delta=spec.min_delta, restore_best_weights=spec.restore_best)
+            stopper = keras.callbacks.EarlyStopping(
+                monitor="val_loss",
+                patience=spec.patience,
+                min_delta=spec.min_delta,
+                restore_best_weights=spec.restore_best,
+            )
             callbacks.append(stopper)
             extra["validation_data"] = (np.asarray(X_val, dtype=self.dtype_), self._targets(y_val))
-        self.model_.fit(np.asarray(X, dtype=self.dtype_), self._targets(y), epochs=spec.epochs,
-                        batch_size=spec.batch_size, shuffle=True, verbose=0, callbacks=callbacks, **extra)  # fmt: skip
+        self.model_.fit(
+            np.asarray(X, dtype=self.dtype_),
+            self._targets(y),
+            epochs=spec.epochs,
+            batch_size=spec.batch_size,
+            shuffle=True,
+            verbose=0,
+            callbacks=callbacks,
+            **extra,
+        )
         if stopper is None:
             return None
         best = stopper.best_epoch + 1
-        return NativeFit(best_epoch=best, stopped_early=stopper.stopped_epoch > 0,
-                         restored_best=spec.restore_best and best != clock.epochs)  # fmt: skip
+        return NativeFit(
+            best_epoch=best,
+            stopped_early=stopper.stopped_epoch > 0,
+            restored_best=spec.restore_best and best != clock.epochs,
+        )
 
     # ------------------------------------------------------------- training
     def _targets(self, y: np.ndarray) -> np.ndarray:
@@ -323,8 +362,14 @@ class KerasMLP(Backend):
         if self.loop == "graph":
             return self._train_epoch_graph(X, y, batches)
         order = np.concatenate(batches)
-        history = self.model_.fit(np.asarray(X, dtype=self.dtype_)[order], self._targets(y)[order],
-                                  batch_size=len(batches[0]), epochs=1, shuffle=False, verbose=0)  # fmt: skip
+        history = self.model_.fit(
+            np.asarray(X, dtype=self.dtype_)[order],
+            self._targets(y)[order],
+            batch_size=len(batches[0]),
+            epochs=1,
+            shuffle=False,
+            verbose=0,
+        )
         return float(history.history["data_loss"][-1])
 
     def _graph_epoch_function(self) -> Any:
@@ -382,8 +427,10 @@ class KerasMLP(Backend):
     def batch_norm_state(self) -> list[dict[str, np.ndarray]]:
         """Per hidden layer, copies of gamma, beta, running_mean and running_var ([] without batch_norm)."""
         keys = ("gamma", "beta", "running_mean", "running_var")  # Keras' order: gamma, beta, moving mean, variance
-        return [{k: np.array(v, dtype=self.dtype_) for k, v in zip(keys, bn.get_weights(), strict=True)}
-                for bn in self.norms_]  # fmt: skip
+        return [
+            {k: np.array(v, dtype=self.dtype_) for k, v in zip(keys, bn.get_weights(), strict=True)}
+            for bn in self.norms_
+        ]
 
     def __repr__(self) -> str:
         spec = getattr(self, "spec_", None)

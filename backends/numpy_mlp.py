@@ -378,7 +378,8 @@ class _Workspace:
         self.xhat = [np.empty((m, w), dtype=dtype) for w in hidden] if bn else []
         self.f_out = [np.empty((m, w), dtype=dtype) for w in hidden] if bn else []
         self.bn_mean, self.bn_var, self.inv_std, self.bn_scale = (
-            [[np.empty(w, dtype=dtype) for w in hidden] for _ in range(4)] if bn else ([], [], [], []))  # fmt: skip
+            [[np.empty(w, dtype=dtype) for w in hidden] for _ in range(4)] if bn else ([], [], [], [])
+        )
 
 
 class NumpyMLP(Backend):
@@ -435,8 +436,15 @@ class NumpyMLP(Backend):
         # gradients and state then stay in the CPU cache from one pass to the next instead of
         # streaming from memory a dozen times. A small network is one block.
         B = UPDATE_BLOCK
-        self._blocks = [(self.flat_params_[i : i + B], self.flat_grads_[i : i + B], [s[i : i + B] for s in self.state_],
-                         self._tmp[i : i + B]) for i in range(0, n, B)]  # fmt: skip
+        self._blocks = [
+            (
+                self.flat_params_[i : i + B],
+                self.flat_grads_[i : i + B],
+                [s[i : i + B] for s in self.state_],
+                self._tmp[i : i + B],
+            )
+            for i in range(0, n, B)
+        ]
         # l2 * W for weight matrices, 0 for biases: the L2 gradient of all layers in two operations.
         self._decay = None
         if spec.l2:
@@ -632,9 +640,11 @@ class NumpyMLP(Backend):
         """
         m = len(xb)
         if m < 2:
-            raise ValueError(f"batch_norm={self.spec_.batch_norm!r} needs at least 2 samples per training batch "
-                             "(a batch's variance of one sample is 0): choose a batch_size that leaves no batch "
-                             "of 1 sample")  # fmt: skip
+            raise ValueError(
+                f"batch_norm={self.spec_.batch_norm!r} needs at least 2 samples per training batch "
+                "(a batch's variance of one sample is 0): choose a batch_size that leaves no batch "
+                "of 1 sample"
+            )
         params, grads = self.params_, self.grads_
         n_layers = len(params) // 2
         acts, deltas = ws.acts, ws.deltas
@@ -834,9 +844,12 @@ class NumpyMLP(Backend):
 
     def batch_norm_state(self) -> list[dict[str, np.ndarray]]:
         """Per hidden layer, copies of gamma, beta, running_mean and running_var ([] without batch_norm)."""
-        return [{"gamma": g.copy(), "beta": b.copy(), "running_mean": rm.copy(), "running_var": rv.copy()}
-                for g, b, rm, rv in zip(self.bn_params_[::2], self.bn_params_[1::2], self.running_mean_,
-                                        self.running_var_, strict=True)]  # fmt: skip
+        return [
+            {"gamma": g.copy(), "beta": b.copy(), "running_mean": rm.copy(), "running_var": rv.copy()}
+            for g, b, rm, rv in zip(
+                self.bn_params_[::2], self.bn_params_[1::2], self.running_mean_, self.running_var_, strict=True
+            )
+        ]
 
     def __repr__(self) -> str:
         spec = getattr(self, "spec_", None)

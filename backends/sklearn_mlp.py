@@ -99,9 +99,11 @@ def batch_loop_unsupported(version: str | None) -> str | None:
     (lo_major, lo_minor), (hi_major, hi_minor) = BATCH_LOOP_VERSIONS
     if match and BATCH_LOOP_VERSIONS[0] <= (int(match[1]), int(match[2])) < BATCH_LOOP_VERSIONS[1]:
         return None
-    return (f"scikit-learn {version or '(version unknown)'} is outside the versions whose private fit internals "
-            f"(_backprop, the optimizers' update_params) loop=batch steps through (>={lo_major}.{lo_minor}, "
-            f"<{hi_major}.{hi_minor}); use sklearn[loop=partial_fit], which uses public API only")  # fmt: skip
+    return (
+        f"scikit-learn {version or '(version unknown)'} is outside the versions whose private fit internals "
+        f"(_backprop, the optimizers' update_params) loop=batch steps through (>={lo_major}.{lo_minor}, "
+        f"<{hi_major}.{hi_minor}); use sklearn[loop=partial_fit], which uses public API only"
+    )
 
 
 class SklearnMLP(Backend):
@@ -126,10 +128,14 @@ class SklearnMLP(Backend):
         "(the smaller last batch too); its mse gradient is 1/c of the spec's (c = 2/n_outputs) -> lr×c "
         "(Adam: eps/c); exact",
     }
-    native_loop = ("the estimator's public fit(max_iter=epochs, shuffle=True, random_state=seed), timed as a whole; "
-                   "scikit-learn's own initialisation")  # fmt: skip
-    native_early_stopping = (f"sklearn early_stopping (own {NATIVE_VALIDATION_FRACTION:.0%} validation split of "
-                             "the training set, its score, n_iter_no_change=patience, tol=min_delta)")  # fmt: skip
+    native_loop = (
+        "the estimator's public fit(max_iter=epochs, shuffle=True, random_state=seed), timed as a whole; "
+        "scikit-learn's own initialisation"
+    )
+    native_early_stopping = (
+        f"sklearn early_stopping (own {NATIVE_VALIDATION_FRACTION:.0%} validation split of "
+        "the training set, its score, n_iter_no_change=patience, tol=min_delta)"
+    )
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -141,8 +147,9 @@ class SklearnMLP(Backend):
         if reason is None and spec.batch_norm != "none":
             reason = "sklearn does not support batch_norm (scikit-learn's MLP has no batch normalization)"
         if reason is None and spec.loss == "cross_entropy" and spec.n_outputs == 2:
-            reason = ("sklearn uses one logistic output unit for 2 classes, not a 2-unit softmax; "
-                      "use binary_cross_entropy")  # fmt: skip
+            reason = (
+                "sklearn uses one logistic output unit for 2 classes, not a 2-unit softmax; use binary_cross_entropy"
+            )
         return reason
 
     def prepare(self, threads: int) -> None:
@@ -164,17 +171,33 @@ class SklearnMLP(Backend):
         # c: the spec's gradient over scikit-learn's (2 / n_outputs for mse, 1 otherwise).
         self.scale_ = 2.0 / spec.n_outputs if spec.loss == "mse" else 1.0
         params: dict[str, Any] = dict(
-            hidden_layer_sizes=spec.hidden, activation=_ACTIVATIONS[spec.activation], alpha=0.0,
-            batch_size=spec.batch_size, learning_rate="constant", shuffle=False, random_state=seed,
-            max_iter=1, tol=0.0, n_iter_no_change=np.inf, early_stopping=False,
-        )  # fmt: skip
+            hidden_layer_sizes=spec.hidden,
+            activation=_ACTIVATIONS[spec.activation],
+            alpha=0.0,
+            batch_size=spec.batch_size,
+            learning_rate="constant",
+            shuffle=False,
+            random_state=seed,
+            max_iter=1,
+            tol=0.0,
+            n_iter_no_change=np.inf,
+            early_stopping=False,
+        )
         if spec.optimizer == "adam":
-            params.update(solver="adam", learning_rate_init=spec.lr, beta_1=spec.beta1, beta_2=spec.beta2,
-                          epsilon=spec.eps / self.scale_)  # fmt: skip
+            params.update(
+                solver="adam",
+                learning_rate_init=spec.lr,
+                beta_1=spec.beta1,
+                beta_2=spec.beta2,
+                epsilon=spec.eps / self.scale_,
+            )
         else:
-            params.update(solver="sgd", learning_rate_init=spec.lr * self.scale_,
-                          momentum=0.0 if spec.optimizer == "sgd" else spec.momentum,
-                          nesterovs_momentum=spec.optimizer == "nesterov")  # fmt: skip
+            params.update(
+                solver="sgd",
+                learning_rate_init=spec.lr * self.scale_,
+                momentum=0.0 if spec.optimizer == "sgd" else spec.momentum,
+                nesterovs_momentum=spec.optimizer == "nesterov",
+            )
         return params
 
     # ------------------------------------------------------------------ build
@@ -212,19 +235,23 @@ class SklearnMLP(Backend):
 
             backprop_args = set(inspect.signature(m._backprop).parameters)
         except (ImportError, AttributeError) as exc:
-            raise RuntimeError(f"this scikit-learn lacks the internals loop=batch uses ({exc}); "
-                               "use sklearn[loop=partial_fit]") from exc  # fmt: skip
+            raise RuntimeError(
+                f"this scikit-learn lacks the internals loop=batch uses ({exc}); use sklearn[loop=partial_fit]"
+            ) from exc
         needed = {"X", "y", "activations", "deltas", "coef_grads", "intercept_grads"}
         if not needed <= backprop_args:
-            raise RuntimeError(f"this scikit-learn's MLP _backprop takes {sorted(backprop_args)}, not "
-                               f"{sorted(needed)}; use sklearn[loop=partial_fit]")  # fmt: skip
+            raise RuntimeError(
+                f"this scikit-learn's MLP _backprop takes {sorted(backprop_args)}, not "
+                f"{sorted(needed)}; use sklearn[loop=partial_fit]"
+            )
         self._weighted = "sample_weight" in backprop_args
         self.params_ = m.coefs_ + m.intercepts_  # the arrays themselves: updates land in coefs_ / intercepts_
         if m.solver == "adam":
             m._optimizer = AdamOptimizer(self.params_, m.learning_rate_init, m.beta_1, m.beta_2, m.epsilon)
         else:
-            m._optimizer = SGDOptimizer(self.params_, m.learning_rate_init, m.learning_rate, m.momentum,
-                                        m.nesterovs_momentum, m.power_t)  # fmt: skip
+            m._optimizer = SGDOptimizer(
+                self.params_, m.learning_rate_init, m.learning_rate, m.momentum, m.nesterovs_momentum, m.power_t
+            )
         sizes = self.spec_.layer_sizes
         self._activations: list[Any] = [None] * len(sizes)
         self._deltas: list[Any] = [None] * (len(sizes) - 1)
@@ -261,9 +288,14 @@ class SklearnMLP(Backend):
             xb = X[idx]
             self._activations[0] = xb
             loss, self._coef_grads, self._intercept_grads = m._backprop(
-                X=xb, y=Y[idx], activations=self._activations, deltas=self._deltas,
-                coef_grads=self._coef_grads, intercept_grads=self._intercept_grads, **extra,
-            )  # fmt: skip
+                X=xb,
+                y=Y[idx],
+                activations=self._activations,
+                deltas=self._deltas,
+                coef_grads=self._coef_grads,
+                intercept_grads=self._intercept_grads,
+                **extra,
+            )
             m._optimizer.update_params(self.params_, self._coef_grads + self._intercept_grads)
             total += (loss - penalty) * len(idx)
             count += len(idx)
@@ -299,8 +331,16 @@ class SklearnMLP(Backend):
         return total, count
 
     # ----------------------------------------------------------- native mode
-    def fit_native(self, spec: ModelSpec, seed: int, X: np.ndarray, y: np.ndarray, X_val: np.ndarray,
-                   y_val: np.ndarray, epoch_end: EpochEnd) -> NativeFit:  # fmt: skip
+    def fit_native(
+        self,
+        spec: ModelSpec,
+        seed: int,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_val: np.ndarray,
+        y_val: np.ndarray,
+        epoch_end: EpochEnd,
+    ) -> NativeFit:
         """The estimator's public ``fit``, timed as a whole (scikit-learn has no per-epoch hook).
 
         scikit-learn's own initialisation and shuffling (``random_state=seed``, ``shuffle=True``),
@@ -311,11 +351,20 @@ class SklearnMLP(Backend):
         from sklearn.neural_network import MLPClassifier, MLPRegressor
 
         params = self._params(spec, seed)
-        params.update(max_iter=spec.epochs, shuffle=True, tol=0.0, n_iter_no_change=spec.epochs + 1,
-                      alpha=spec.l2 * spec.batch_size / self.scale_)  # fmt: skip
+        params.update(
+            max_iter=spec.epochs,
+            shuffle=True,
+            tol=0.0,
+            n_iter_no_change=spec.epochs + 1,
+            alpha=spec.l2 * spec.batch_size / self.scale_,
+        )
         if spec.patience:
-            params.update(early_stopping=True, validation_fraction=NATIVE_VALIDATION_FRACTION,
-                          n_iter_no_change=spec.patience, tol=spec.min_delta)  # fmt: skip
+            params.update(
+                early_stopping=True,
+                validation_fraction=NATIVE_VALIDATION_FRACTION,
+                n_iter_no_change=spec.patience,
+                tol=spec.min_delta,
+            )
         m = (MLPClassifier if spec.is_classifier else MLPRegressor)(**params)
         X = np.asarray(X, dtype=self.dtype_)
         targets = self._sk_targets(y)
@@ -328,11 +377,17 @@ class SklearnMLP(Backend):
         if spec.is_classifier:
             n_classes = 2 if spec.loss == "binary_cross_entropy" else spec.n_outputs
             if len(m.classes_) != n_classes:
-                raise ValueError(f"the training set has {len(m.classes_)} classes, the spec {n_classes}: "
-                                 "scikit-learn's fit sizes its output from the labels it sees")  # fmt: skip
+                raise ValueError(
+                    f"the training set has {len(m.classes_)} classes, the spec {n_classes}: "
+                    "scikit-learn's fit sizes its output from the labels it sees"
+                )
         unit = 2.0 if spec.loss == "mse" else 1.0  # scikit-learn's squared loss is 1/2·mse
-        fit = NativeFit(timing="whole_call", train_time_s=took, epochs_run=int(m.n_iter_),
-                        running_losses=[float(v) * unit for v in m.loss_curve_])  # fmt: skip
+        fit = NativeFit(
+            timing="whole_call",
+            train_time_s=took,
+            epochs_run=int(m.n_iter_),
+            running_losses=[float(v) * unit for v in m.loss_curve_],
+        )
         if spec.patience:
             best = int(np.argmax(m.validation_scores_)) + 1  # the first best score: scikit-learn keeps it
             fit.best_epoch, fit.stopped_early, fit.restored_best = best, m.n_iter_ < spec.epochs, best != m.n_iter_

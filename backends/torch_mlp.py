@@ -46,9 +46,11 @@ class TorchMLP(Backend):
     supports_batch_norm = True
     # Every rule is PyTorch's own, which the spec follows.
     parity_target = 1e-9
-    native_loop = ("TensorDataset + DataLoader(shuffle=True, batch_size, generator seeded with the seed); "
-                   "zero_grad / backward / step per batch; torch.manual_seed(seed) and nn.Linear's default "
-                   "initialisation")  # fmt: skip
+    native_loop = (
+        "TensorDataset + DataLoader(shuffle=True, batch_size, generator seeded with the seed); "
+        "zero_grad / backward / step per batch; torch.manual_seed(seed) and nn.Linear's default "
+        "initialisation"
+    )
 
     def skip(self, spec: ModelSpec) -> str | None:
         reason = super().skip(spec)
@@ -131,17 +133,20 @@ class TorchMLP(Backend):
 
         groups = [
             {"params": [lin.weight for lin in self.linears_], "weight_decay": spec.l2},
-            {"params": [lin.bias for lin in self.linears_] + [p for bn in self.norms_ for p in (bn.weight, bn.bias)],
-             "weight_decay": 0.0},
-        ]  # fmt: skip
+            {
+                "params": [lin.bias for lin in self.linears_] + [p for bn in self.norms_ for p in (bn.weight, bn.bias)],
+                "weight_decay": 0.0,
+            },
+        ]
         if spec.optimizer == "adam":
             self.optimizer_ = torch.optim.Adam(groups, lr=spec.lr, betas=(spec.beta1, spec.beta2), eps=spec.eps)
         elif spec.optimizer == "rmsprop":
             self.optimizer_ = torch.optim.RMSprop(groups, lr=spec.lr, alpha=spec.alpha, eps=spec.eps)
         else:
             momentum = 0.0 if spec.optimizer == "sgd" else spec.momentum
-            self.optimizer_ = torch.optim.SGD(groups, lr=spec.lr, momentum=momentum,
-                                              nesterov=spec.optimizer == "nesterov")  # fmt: skip
+            self.optimizer_ = torch.optim.SGD(
+                groups, lr=spec.lr, momentum=momentum, nesterov=spec.optimizer == "nesterov"
+            )
         self.loss_fn_ = {
             "cross_entropy": nn.CrossEntropyLoss,
             "binary_cross_entropy": nn.BCEWithLogitsLoss,
@@ -195,15 +200,27 @@ class TorchMLP(Backend):
             count += len(idx)
         return float(total) / max(count, 1)
 
-    def fit_native(self, spec: ModelSpec, seed: int, X: np.ndarray, y: np.ndarray, X_val: np.ndarray,
-                   y_val: np.ndarray, epoch_end: EpochEnd) -> None:  # fmt: skip
+    def fit_native(
+        self,
+        spec: ModelSpec,
+        seed: int,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_val: np.ndarray,
+        y_val: np.ndarray,
+        epoch_end: EpochEnd,
+    ) -> None:
         """PyTorch's own loop: a shuffling DataLoader over a TensorDataset, zero_grad / backward / step per batch."""
         torch = self._import()
         from torch.utils.data import DataLoader, TensorDataset
 
         self._build(spec, None, seed)  # torch.manual_seed(seed), then nn.Linear's default initialisation
-        loader = DataLoader(TensorDataset(self._x(X), self._y(y)), batch_size=spec.batch_size, shuffle=True,
-                            generator=torch.Generator().manual_seed(seed))  # fmt: skip
+        loader = DataLoader(
+            TensorDataset(self._x(X), self._y(y)),
+            batch_size=spec.batch_size,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(seed),
+        )
         model, optimizer, loss_fn = self.forward_, self.optimizer_, self.loss_fn_
         for epoch in range(spec.epochs):
             self.sync()
@@ -254,11 +271,19 @@ class TorchMLP(Backend):
 
     def batch_norm_state(self) -> list[dict[str, np.ndarray]]:
         """Per hidden layer, copies of gamma, beta, running_mean and running_var ([] without batch_norm)."""
+
         def a(t: Any) -> np.ndarray:
             return t.detach().cpu().numpy().copy()
 
-        return [{"gamma": a(bn.weight), "beta": a(bn.bias), "running_mean": a(bn.running_mean),
-                 "running_var": a(bn.running_var)} for bn in self.norms_]  # fmt: skip
+        return [
+            {
+                "gamma": a(bn.weight),
+                "beta": a(bn.bias),
+                "running_mean": a(bn.running_mean),
+                "running_var": a(bn.running_var),
+            }
+            for bn in self.norms_
+        ]
 
     def __repr__(self) -> str:
         spec = getattr(self, "spec_", None)

@@ -223,8 +223,10 @@ class Backend(ABC):
         The default declines native mode for a backend without one (`has_native`).
         """
         if mode == "native" and not self.has_native():
-            return (f"no native mode: {self.name} has no training loop of its framework's own "
-                    "(Backend.fit_native); run it in controlled mode")  # fmt: skip
+            return (
+                f"no native mode: {self.name} has no training loop of its framework's own "
+                "(Backend.fit_native); run it in controlled mode"
+            )
         return None
 
     def skip(self, spec: ModelSpec) -> str | None:

@@ -138,9 +138,12 @@ def compare(records: list[dict[str, Any]], registry: Registry | None = None) -> 
 
     def order(row: dict[str, Any]) -> tuple[int, ...]:
         opt, bn = row["optimizer"], row["batch_norm"]
-        return (first["backend", row["backend"]], first["task", row["task"]],
-                OPTIMIZERS.index(opt) if opt in OPTIMIZERS else len(OPTIMIZERS),
-                BATCH_NORMS.index(bn) if bn in BATCH_NORMS else len(BATCH_NORMS))  # fmt: skip
+        return (
+            first["backend", row["backend"]],
+            first["task", row["task"]],
+            OPTIMIZERS.index(opt) if opt in OPTIMIZERS else len(OPTIMIZERS),
+            BATCH_NORMS.index(bn) if bn in BATCH_NORMS else len(BATCH_NORMS),
+        )
 
     return sorted(rows, key=order)
 
@@ -203,8 +206,9 @@ def plan(
         task = registry.task(task_name)()
         task.validate()
         for optimizer, batch_norm in ((o, bn) for o in optimizers for bn in batch_norms):
-            spec = task.spec().replace(dtype="float64", dropout=0.0, optimizer=optimizer, epochs=epochs,
-                                       batch_norm=batch_norm)  # fmt: skip
+            spec = task.spec().replace(
+                dtype="float64", dropout=0.0, optimizer=optimizer, epochs=epochs, batch_norm=batch_norm
+            )
             for choice in backends:
                 jobs.append(
                     Job(

@@ -23,6 +23,7 @@ LEAKY_RELU_SLOPE = 0.01
 #: alpha of elu (x < 0 -> alpha * (exp(x) - 1)), the default of every framework.
 ELU_ALPHA = 1.0
 
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A multilayer perceptron and how to train it; validated on construction.
@@ -174,8 +175,19 @@ def parse_field(name: str, value: Any) -> Any:
             return tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip()) if text else ()
         if name in ("n_inputs", "n_outputs", "batch_size", "epochs", "patience"):
             return int(text)
-        if name in ("lr", "momentum", "beta1", "beta2", "eps", "alpha", "l2", "dropout", "min_delta", "bn_momentum",
-                    "bn_eps"):
+        if name in (
+            "lr",
+            "momentum",
+            "beta1",
+            "beta2",
+            "eps",
+            "alpha",
+            "l2",
+            "dropout",
+            "min_delta",
+            "bn_momentum",
+            "bn_eps",
+        ):
             return float(text)
         if name == "restore_best":
             return coerce("ModelSpec.restore_best", text, True)

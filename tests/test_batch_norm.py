@@ -38,8 +38,17 @@ _F = {
 
 
 def _spec(**changes) -> ModelSpec:
-    base = dict(n_inputs=5, n_outputs=3, hidden=(8, 6), activation="relu", optimizer="sgd", lr=0.05, batch_size=16,
-                batch_norm="after", dtype="float64")  # fmt: skip
+    base = dict(
+        n_inputs=5,
+        n_outputs=3,
+        hidden=(8, 6),
+        activation="relu",
+        optimizer="sgd",
+        lr=0.05,
+        batch_size=16,
+        batch_norm="after",
+        dtype="float64",
+    )
     return ModelSpec(**{**base, **changes})
 
 
@@ -212,8 +221,15 @@ def test_numpy_matches_torch_in_float64(torch_backend, batch_norm, activation, o
     and the predictions made with them agree to TORCH_RTOL."""
     tol = TORCH_RTOL[batches]
     X, y, n_out = random_problem(loss, n=n)
-    spec = _spec(batch_norm=batch_norm, activation=activation, optimizer=optimizer, loss=loss, n_outputs=n_out,
-                 lr=0.01 if optimizer in ("adam", "rmsprop") else 0.05, l2=0.01)  # fmt: skip
+    spec = _spec(
+        batch_norm=batch_norm,
+        activation=activation,
+        optimizer=optimizer,
+        loss=loss,
+        n_outputs=n_out,
+        lr=0.01 if optimizer in ("adam", "rmsprop") else 0.05,
+        l2=0.01,
+    )
     weights = initial_weights(spec, 2)
     ref = NumpyMLP()
     ref.build(spec, weights, 2)

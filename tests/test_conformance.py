@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mlpbench.backends.numpy_mlp import NumpyMLP
 
-from mlpbench import Backend, load_results
+from mlpbench import Backend, ModelSpec, load_results
+from mlpbench.backends.numpy_mlp import NumpyMLP
 from mlpbench.cli import main
 from mlpbench.controlled import batch_order
 from mlpbench.registry import discover, load_plugin_file
@@ -478,14 +478,17 @@ class DeclinesNothing(NumpyMLP):
     name = "declines_nothing"
     supports_batch_norm = False
 
+    def skip(self, spec):  # noqa: ANN001, ANN201 - ignores its own declaration
+        return None
+
 
 def test_batch_norm_capability_is_honoured_by_skip() -> None:
     with pytest.raises(ConformanceError, match=r"skip\(\) returned None for .*batch_norm=before.* outside the"):
         run_check(DeclinesNothing, "skip")
     assert not any("batch_norm" in cid for cid, _ in backend_checks(DeclinesNothing))
-    # A backend that does not declare it either way (the Backend base class has no such attribute) gets a note.
-    note = run_check(TinySGD, "skip")
-    assert note is not None and note.startswith("supports_batch_norm is not declared and skip() accepts")
+    # A backend that does not declare it inherits the base class's False, whose skip() declines batch norm.
+    assert run_check(TinySGD, "skip") is None
+    assert TinySGD().skip(ModelSpec(n_inputs=2, n_outputs=1, loss="binary_cross_entropy", batch_norm="after"))
     assert not any("batch_norm" in cid for cid, _ in backend_checks(TinySGD))
 
 

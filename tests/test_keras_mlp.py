@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from _helpers import random_problem, weights_rel_diff
 
+from mlpbench import ModelSpec
 from mlpbench.backends.keras_mlp import KerasMLP
 from mlpbench.backends.numpy_mlp import NumpyMLP
-from mlpbench import ModelSpec
 from mlpbench.controlled import batch_order, initial_weights
 from mlpbench.testing import parametrize_backend_checks
 
@@ -58,8 +58,10 @@ def _train_both(b: KerasMLP, spec: ModelSpec, X, y, epochs: int = 2, seed: int =
 
 
 # The shared conformance kit, run on the default (TensorFlow, graph loop) configuration.
-@parametrize_backend_checks(KerasMLP, known_differences={
-    "parity[optimizer=adam]": "Keras' Adam adds epsilon to sqrt(v), PyTorch's to sqrt(v_hat)"})  # fmt: skip
+@parametrize_backend_checks(
+    KerasMLP,
+    known_differences={"parity[optimizer=adam]": "Keras' Adam adds epsilon to sqrt(v), PyTorch's to sqrt(v_hat)"},
+)
 def test_conformance(check) -> None:
     check()
 
@@ -76,15 +78,27 @@ def test_get_weights_returns_the_given_weights(backend_factory, dtype: str) -> N
         np.testing.assert_array_equal(b2, bias)
 
 
-@pytest.mark.parametrize(("loss", "optimizer"), list(itertools.product(
-    ("cross_entropy", "binary_cross_entropy", "mse", "mae"), ("sgd", "momentum", "nesterov"))))  # fmt: skip
+@pytest.mark.parametrize(
+    ("loss", "optimizer"),
+    list(itertools.product(("cross_entropy", "binary_cross_entropy", "mse", "mae"), ("sgd", "momentum", "nesterov"))),
+)
 @pytest.mark.parametrize("l2", [0.0, 0.01])
 def test_float64_epochs_match_numpy(backend_factory, loss: str, optimizer: str, l2: float) -> None:
     """Same weights and batches: the same model to rounding. With l2 > 0 this pins the mapping
     L2(l2 / 2), and the returned loss is the data loss without the penalty, as NumPy's."""
     X, y, n_out = _data(loss)
-    spec = ModelSpec(n_inputs=5, n_outputs=n_out, hidden=(8, 6), activation="elu", loss=loss, optimizer=optimizer,
-                     lr=0.05, l2=l2, batch_size=16, dtype="float64")  # fmt: skip
+    spec = ModelSpec(
+        n_inputs=5,
+        n_outputs=n_out,
+        hidden=(8, 6),
+        activation="elu",
+        loss=loss,
+        optimizer=optimizer,
+        lr=0.05,
+        l2=l2,
+        batch_size=16,
+        dtype="float64",
+    )
     b = backend_factory()
     ref, losses = _train_both(b, spec, X, y)
     for got, want in losses:
@@ -96,8 +110,16 @@ def test_float64_epochs_match_numpy(backend_factory, loss: str, optimizer: str, 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "leaky_relu", "elu"])
 def test_activations_match_numpy(backend_factory, activation: str) -> None:
     X, y, _ = _data("cross_entropy")
-    spec = ModelSpec(n_inputs=5, n_outputs=3, hidden=(8,), activation=activation, optimizer="sgd", lr=0.1,
-                     batch_size=16, dtype="float64")  # fmt: skip
+    spec = ModelSpec(
+        n_inputs=5,
+        n_outputs=3,
+        hidden=(8,),
+        activation=activation,
+        optimizer="sgd",
+        lr=0.1,
+        batch_size=16,
+        dtype="float64",
+    )
     b = backend_factory()
     ref, _ = _train_both(b, spec, X, y, epochs=1)
     # TensorFlow's LeakyRelu op holds its slope in a float32 attribute (see the next test): 0.01 is
@@ -118,8 +140,7 @@ def test_adam_differs_from_pytorch_only_where_epsilon_enters(backend_factory) ->
     """Keras adds epsilon to sqrt(v), PyTorch to sqrt(v_hat): with a negligible epsilon the two agree to
     rounding; with the default 1e-8 a small difference remains (reported by the parity check)."""
     X, y, _ = _data("cross_entropy")
-    base = ModelSpec(n_inputs=5, n_outputs=3, hidden=(8, 6), optimizer="adam", lr=0.01, batch_size=16,
-                     dtype="float64")  # fmt: skip
+    base = ModelSpec(n_inputs=5, n_outputs=3, hidden=(8, 6), optimizer="adam", lr=0.01, batch_size=16, dtype="float64")
     b = backend_factory()
     ref, losses = _train_both(b, base.replace(eps=1e-30), X, y)
     assert _rel(b.get_weights(), ref.get_weights()) <= 1e-12
@@ -131,8 +152,9 @@ def test_rmsprop_differs_from_pytorch_only_where_epsilon_enters(backend_factory)
     """Keras: p -= lr·g / sqrt(v + epsilon), PyTorch: lr·g / (sqrt(v) + eps); rho = alpha, epsilon = eps².
     With a negligible eps the rules agree to rounding; with the default 1e-8 the difference is measured."""
     X, y, _ = _data("cross_entropy")
-    base = ModelSpec(n_inputs=5, n_outputs=3, hidden=(8, 6), optimizer="rmsprop", lr=0.01, alpha=0.9,
-                     batch_size=16, dtype="float64")  # fmt: skip
+    base = ModelSpec(
+        n_inputs=5, n_outputs=3, hidden=(8, 6), optimizer="rmsprop", lr=0.01, alpha=0.9, batch_size=16, dtype="float64"
+    )
     b = backend_factory()
     ref, losses = _train_both(b, base.replace(eps=1e-20), X, y)
     assert _rel(b.get_weights(), ref.get_weights()) <= 1e-12
@@ -159,8 +181,19 @@ def test_batch_norm_trains_exactly_and_keeps_a_biased_moving_variance(backend_fa
     NumPy's to rounding. The moving variance is the biased one: exactly the reference with that change, while
     the reference itself (PyTorch's unbiased rule) predicts differently."""
     X, y, _ = _data("cross_entropy", n=48)  # full batches of 16
-    spec = ModelSpec(n_inputs=5, n_outputs=3, hidden=(8, 6), activation="tanh", optimizer="momentum", lr=0.05,
-                     l2=0.01, batch_size=16, batch_norm=batch_norm, bn_momentum=0.2, dtype="float64")  # fmt: skip
+    spec = ModelSpec(
+        n_inputs=5,
+        n_outputs=3,
+        hidden=(8, 6),
+        activation="tanh",
+        optimizer="momentum",
+        lr=0.05,
+        l2=0.01,
+        batch_size=16,
+        batch_norm=batch_norm,
+        bn_momentum=0.2,
+        dtype="float64",
+    )
     b = backend_factory(**options)
     ref, losses = _train_both(b, spec, X, y)
     for got, want in losses:
@@ -210,8 +243,9 @@ def test_native_mode_adds_the_batch_norm_layers(backend_factory, registry) -> No
 def test_fit_loop_and_xla_match_numpy(backend_factory) -> None:
     """The other ways to run an epoch train the same model: model.fit on the runner's order, and XLA."""
     X, y, _ = _data("cross_entropy")
-    spec = ModelSpec(n_inputs=5, n_outputs=3, hidden=(8,), optimizer="momentum", lr=0.05, l2=0.01, batch_size=16,
-                     dtype="float64")  # fmt: skip
+    spec = ModelSpec(
+        n_inputs=5, n_outputs=3, hidden=(8,), optimizer="momentum", lr=0.05, l2=0.01, batch_size=16, dtype="float64"
+    )
     for options in ({"loop": "fit"}, {"loop": "fit", "steps_per_execution": 2}, {"jit_compile": True}):
         b = backend_factory(**options)
         ref, losses = _train_both(b, spec, X, y)
@@ -243,10 +277,27 @@ def test_torch_engine_runs_in_a_real_worker(tmp_path) -> None:
     pytest.importorskip("torch")
     out = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "run_bench.py", "run", "--backends", "keras[engine=torch]", "--tasks", "xor", "--seeds", "1",
-         "--epochs", "3", "--out", str(out), "--no-progress"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "run_bench.py",
+            "run",
+            "--backends",
+            "keras[engine=torch]",
+            "--tasks",
+            "xor",
+            "--seeds",
+            "1",
+            "--epochs",
+            "3",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (record,) = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
     assert record["status"] == "ok", record.get("error")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from _helpers import random_problem
 
-from mlpbench.backends.numpy_mlp import NumpyMLP
 from mlpbench import ModelSpec
+from mlpbench.backends.numpy_mlp import NumpyMLP
 from mlpbench.controlled import batch_order, initial_weights
 from mlpbench.spec import ACTIVATIONS, LOSSES
 
@@ -45,8 +45,9 @@ def _finite_difference(model: NumpyMLP, X, y, h: float = 1e-6) -> np.ndarray:
 @pytest.mark.parametrize("l2", [0.0, 0.1])
 def test_gradients_match_finite_differences(activation: str, loss: str, l2: float) -> None:
     X, y, n_out = _problem(loss)
-    spec = ModelSpec(n_inputs=5, n_outputs=n_out, hidden=(6, 4), activation=activation, loss=loss, l2=l2,
-                     dtype="float64")  # fmt: skip
+    spec = ModelSpec(
+        n_inputs=5, n_outputs=n_out, hidden=(6, 4), activation=activation, loss=loss, l2=l2, dtype="float64"
+    )
     model = NumpyMLP()
     model.build(spec, initial_weights(spec, seed=3), seed=3)
     # Non-zero biases so every unit sits somewhere generic (no relu exactly at its kink).
@@ -76,8 +77,16 @@ def _flat_finite_difference(model: NumpyMLP, X, y, h: float = 1e-6) -> np.ndarra
 
 def _batch_norm_model(activation: str, loss: str, batch_norm: str, dtype: str, l2: float = 0.1):
     X, y, n_out = _problem(loss)
-    spec = ModelSpec(n_inputs=5, n_outputs=n_out, hidden=(6, 4), activation=activation, loss=loss, l2=l2,
-                     batch_norm=batch_norm, dtype=dtype)  # fmt: skip
+    spec = ModelSpec(
+        n_inputs=5,
+        n_outputs=n_out,
+        hidden=(6, 4),
+        activation=activation,
+        loss=loss,
+        l2=l2,
+        batch_norm=batch_norm,
+        dtype=dtype,
+    )
     model = NumpyMLP()
     model.build(spec, initial_weights(spec, seed=3), seed=3)
     rng = np.random.default_rng(1)
@@ -103,8 +112,10 @@ def test_batch_norm_gradients_match_finite_differences(activation: str, loss: st
     assert not model._decay[-n_bn:].any()  # and no L2 on them
 
 
-@pytest.mark.parametrize(("activation", "loss"), [("relu", "cross_entropy"), ("tanh", "mse"),
-                                                  ("sigmoid", "binary_cross_entropy"), ("elu", "mae")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("activation", "loss"),
+    [("relu", "cross_entropy"), ("tanh", "mse"), ("sigmoid", "binary_cross_entropy"), ("elu", "mae")],
+)
 @pytest.mark.parametrize("batch_norm", ["before", "after"])
 def test_batch_norm_runs_in_float32_with_the_same_code(activation: str, loss: str, batch_norm: str) -> None:
     """float32: every array stays float32, and the gradient is the float64 one to float32 rounding."""
@@ -184,8 +195,7 @@ def test_optimizer_rules_follow_pytorch() -> None:
 
 
 def test_l2_applies_to_weights_not_biases() -> None:
-    spec = ModelSpec(n_inputs=2, n_outputs=1, hidden=(), loss="mse", optimizer="sgd", lr=1.0, l2=0.5,
-                     dtype="float64")  # fmt: skip
+    spec = ModelSpec(n_inputs=2, n_outputs=1, hidden=(), loss="mse", optimizer="sgd", lr=1.0, l2=0.5, dtype="float64")
     model = NumpyMLP()
     model.build(spec, [(np.array([[1.0], [2.0]]), np.array([3.0]))], 0)
     X = np.zeros((4, 2))
@@ -199,8 +209,7 @@ def test_dropout_is_off_in_predict_and_scaled_in_training() -> None:
     rng = np.random.default_rng(0)
     X = rng.standard_normal((4000, 4))
     y = np.zeros((4000, 1))
-    spec = ModelSpec(n_inputs=4, n_outputs=1, hidden=(50,), activation="relu", loss="mse", dropout=0.5,
-                     dtype="float64")  # fmt: skip
+    spec = ModelSpec(n_inputs=4, n_outputs=1, hidden=(50,), activation="relu", loss="mse", dropout=0.5, dtype="float64")
     weights = initial_weights(spec, 0)
     weights[1] = (np.full((50, 1), 1 / 50), np.zeros(1))  # output = mean of the hidden units
     model, no_drop = NumpyMLP(), NumpyMLP()

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlpbench.backends.numpy_mlp import OPTIMIZERS, UPDATE_BLOCK, NumpyMLP
 from mlpbench import ModelSpec
+from mlpbench.backends.numpy_mlp import OPTIMIZERS, UPDATE_BLOCK, NumpyMLP
 from mlpbench.controlled import batch_order, initial_weights
 
 

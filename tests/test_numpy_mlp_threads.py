@@ -138,12 +138,23 @@ CASES = [
 @pytest.mark.usefixtures("cut_everything")
 @pytest.mark.parametrize(("dtype", "activation", "loss", "optimizer"), CASES)
 @pytest.mark.parametrize("regularised", [False, True], ids=["plain", "l2+dropout"])
-def test_two_threads_match_one_thread_to_rounding(dtype: str, activation: str, loss: str, optimizer: str,
-                                                  regularised: bool) -> None:  # fmt: skip
+def test_two_threads_match_one_thread_to_rounding(
+    dtype: str, activation: str, loss: str, optimizer: str, regularised: bool
+) -> None:
     n_outputs = 1 if loss == "binary_cross_entropy" else 3
     extra = {"l2": 1e-3, "dropout": 0.2} if regularised else {}
-    spec = ModelSpec(n_inputs=7, n_outputs=n_outputs, hidden=(13, 9), activation=activation, loss=loss,
-                     optimizer=optimizer, lr=0.01, batch_size=50, dtype=dtype, **extra)  # fmt: skip
+    spec = ModelSpec(
+        n_inputs=7,
+        n_outputs=n_outputs,
+        hidden=(13, 9),
+        activation=activation,
+        loss=loss,
+        optimizer=optimizer,
+        lr=0.01,
+        batch_size=50,
+        dtype=dtype,
+        **extra,
+    )
     X, y = _problem(spec, 230)  # the last batch has 30 rows: cut unevenly
     one, two = _model(spec, 1), _model(spec, 2)
     _, g1 = _gradient(one, X[:50], y[:50], blas_threads=1)
@@ -159,8 +170,15 @@ def test_two_threads_match_one_thread_to_rounding(dtype: str, activation: str, l
 @pytest.mark.usefixtures("cut_everything")
 def test_more_threads_than_rows_of_a_layer() -> None:
     """Three parts of a 2-input, 1-output network: some parts of dW and db are empty."""
-    spec = ModelSpec(n_inputs=2, n_outputs=1, hidden=(5,), loss="binary_cross_entropy", optimizer="adam",
-                     batch_size=16, dtype="float64")  # fmt: skip
+    spec = ModelSpec(
+        n_inputs=2,
+        n_outputs=1,
+        hidden=(5,),
+        loss="binary_cross_entropy",
+        optimizer="adam",
+        batch_size=16,
+        dtype="float64",
+    )
     X, y = _problem(spec, 64)
     one, three = _model(spec, 1), _model(spec, 3)
     _train(one, X, y, epochs=2, blas_threads=1)

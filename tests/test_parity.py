@@ -8,15 +8,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from mlpbench.backends.numpy_mlp import NumpyMLP
 
+from mlpbench.backends.numpy_mlp import NumpyMLP
 from mlpbench.cli import main
 from mlpbench.parity import PARITY_FILE, compare, format_table, relative_difference
 from mlpbench.registry import Entry, Registry
 
 ROOT = Path(__file__).resolve().parents[1]
-FIELDS = set("backend task optimizer batch_norm max_rel_loss_diff max_rel_weight_diff target within_target note "
-             "status".split())
+FIELDS = set(
+    "backend task optimizer batch_norm max_rel_loss_diff max_rel_weight_diff target within_target note status".split()
+)
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +63,10 @@ def test_parity_command_writes_rows_and_passes(parity_run) -> None:
     assert adam["target"] is None and adam["within_target"] is None and "epsilon" in adam["note"]
     assert adam["max_rel_weight_diff"] > 0
     # What scikit-learn has not got (RMSprop, batch normalization) is a skipped row with the reason, not a failure.
-    for key, reason in ((("sklearn", "rmsprop", "none"), "optimizer 'rmsprop'"),
-                        (("sklearn", "sgd", "after"), "does not support batch_norm")):  # fmt: skip
+    for key, reason in (
+        (("sklearn", "rmsprop", "none"), "optimizer 'rmsprop'"),
+        (("sklearn", "sgd", "after"), "does not support batch_norm"),
+    ):
         assert by[key]["status"] == "skipped" and reason in by[key]["error"] and by[key]["within_target"] is None
     # The printed table has every row and the rule.
     assert proc.stdout.count("\nsklearn ") == 6 and "eps / sqrt(1 - beta2^t)" in proc.stdout
@@ -116,8 +119,7 @@ def test_compare_marks_rows_against_targets() -> None:
 
 def test_batch_norm_rows_compare_with_the_reference_of_the_same_setting() -> None:
     bn = {"spec": {"optimizer": "sgd", "epochs": 1, "batch_norm": "after"}}
-    records = [{**_record("torch", w=3.0), **bn}, _record("numpy"), {**_record("numpy", w=3.0), **bn},
-               _record("torch")]  # fmt: skip
+    records = [{**_record("torch", w=3.0), **bn}, _record("numpy"), {**_record("numpy", w=3.0), **bn}, _record("torch")]
     rows = compare(records)
     assert [(r["batch_norm"], r["max_rel_weight_diff"]) for r in rows] == [("none", 0.0), ("after", 0.0)]
     assert "torch        xor        sgd       after " in format_table(rows)

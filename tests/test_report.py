@@ -331,8 +331,8 @@ def test_parity_table_when_parity_json_is_present(run_dir: Path, tmp_path: Path)
     assert main(["report", str(d)]) == 0
     md = (d / "report.md").read_text()
     section = md.split("## Parity between backends", 1)[1].split("## ", 1)[0]
-    assert "| torch | xor | adam | 3.20e-07 | 1.10e-06 | 1.00e-05 | yes | – |" in section
-    assert "| sklearn | xor | sgd | 0.02 | 0.05 | 1.00e-05 | NO | alpha scaled &lt;script&gt;" in section
+    assert "| torch | xor | adam | – | 3.20e-07 | 1.10e-06 | 1.00e-05 | yes | – |" in section
+    assert "| sklearn | xor | sgd | – | 0.02 | 0.05 | 1.00e-05 | NO | alpha scaled &lt;script&gt;" in section
     page = (d / "report.html").read_text()
     assert '<span class="no">NO</span>' in page and "<script>alert" not in page
 
@@ -385,8 +385,18 @@ def test_records_from_two_machines_are_grouped_by_host(run_dir: Path, tmp_path: 
     here = records[0]["host"]
     for i, r in enumerate(records):
         r.update(concurrency=2, cores=[0, 1] if i % 2 else [2, 3])
-    other = [{**r, "id": r["id"] + "@b", "host": "hostB", "cpu": "Other CPU", "matmul_gflops": 10.0,
-              "cores_total": 8, "cores": None} for r in records]  # fmt: skip
+    other = [
+        {
+            **r,
+            "id": r["id"] + "@b",
+            "host": "hostB",
+            "cpu": "Other CPU",
+            "matmul_gflops": 10.0,
+            "cores_total": 8,
+            "cores": None,
+        }
+        for r in records
+    ]
     (d / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records + other), encoding="utf-8")
     assert main(["report", str(d)]) == 0
     md = (d / "report.md").read_text(encoding="utf-8")

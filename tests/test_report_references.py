@@ -97,8 +97,11 @@ def test_html_shows_the_same_reference_rows(run_dir: Path) -> None:
 def test_error_rows_are_shown_briefly_beside_the_scored_ones(run_dir: Path, tmp_path: Path) -> None:
     references = json.loads((run_dir / REFERENCES_FILE).read_text())
     long = "ValueError: " + "x" * 500
-    broken = [*references, {"task": "xor", "task_params": {}, "seed": 7, "error": long},
-              {"task": "xor", "task_params": {}, "seed": 8, "error": long}]  # fmt: skip
+    broken = [
+        *references,
+        {"task": "xor", "task_params": {}, "seed": 7, "error": long},
+        {"task": "xor", "task_params": {}, "seed": 8, "error": long},
+    ]
     d = _copy(run_dir, tmp_path / "broken", broken)
     assert main(["report", str(d)]) == 0
     block = _section((d / "report.md").read_text(encoding="utf-8"), "## References: xor")

@@ -37,8 +37,18 @@ def _pair(spec: ModelSpec, seed: int = 2):
 def test_numpy_rmsprop_matches_pytorch_in_float64(loss: str, activation: str) -> None:
     """Three epochs, l2 on (weight matrices only), a smaller last batch: torch.optim.RMSprop to 1e-9."""
     X, y, n_out = random_problem(loss)
-    spec = ModelSpec(n_inputs=5, n_outputs=n_out, hidden=(8, 6), activation=activation, loss=loss,
-                     optimizer="rmsprop", lr=0.01, l2=0.01, batch_size=16, dtype="float64")  # fmt: skip
+    spec = ModelSpec(
+        n_inputs=5,
+        n_outputs=n_out,
+        hidden=(8, 6),
+        activation=activation,
+        loss=loss,
+        optimizer="rmsprop",
+        lr=0.01,
+        l2=0.01,
+        batch_size=16,
+        dtype="float64",
+    )
     ref, b = _pair(spec)
     for epoch in range(3):
         batches = batch_order(len(X), spec.batch_size, seed=2, epoch=epoch)  # 50 = 3 x 16 + 2
@@ -50,8 +60,17 @@ def test_numpy_rmsprop_matches_pytorch_in_float64(loss: str, activation: str) ->
 @pytest.mark.parametrize(("alpha", "eps"), [(0.9, 1e-8), (0.99, 1e-3), (0.0, 1e-6)])
 def test_alpha_and_eps_are_the_spec_fields(alpha: float, eps: float) -> None:
     X, y, _ = random_problem("cross_entropy")
-    spec = ModelSpec(n_inputs=5, n_outputs=3, hidden=(8,), optimizer="rmsprop", lr=0.01, alpha=alpha, eps=eps,
-                     batch_size=10, dtype="float64")  # fmt: skip
+    spec = ModelSpec(
+        n_inputs=5,
+        n_outputs=3,
+        hidden=(8,),
+        optimizer="rmsprop",
+        lr=0.01,
+        alpha=alpha,
+        eps=eps,
+        batch_size=10,
+        dtype="float64",
+    )
     ref, b = _pair(spec)
     for epoch in range(2):
         batches = batch_order(len(X), spec.batch_size, seed=2, epoch=epoch)
@@ -68,8 +87,9 @@ def test_alpha_and_eps_are_the_spec_fields(alpha: float, eps: float) -> None:
 def test_rmsprop_state_is_one_flat_buffer_and_threads_cut_it_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
     """One state buffer (v) in the flat layout; steps cut over two threads (the update of each part's
     parameters included) give the one-thread numbers to rounding."""
-    spec = ModelSpec(n_inputs=7, n_outputs=3, hidden=(13, 9), optimizer="rmsprop", lr=0.01, l2=1e-3,
-                     batch_size=50, dtype="float64")  # fmt: skip
+    spec = ModelSpec(
+        n_inputs=7, n_outputs=3, hidden=(13, 9), optimizer="rmsprop", lr=0.01, l2=1e-3, batch_size=50, dtype="float64"
+    )
     assert numpy_mlp.OPTIMIZERS["rmsprop"][1] == 1
     monkeypatch.setattr(numpy_mlp, "SPLIT_MIN_ACTIVATIONS", 0)
     rng = np.random.default_rng(0)
@@ -104,8 +124,11 @@ def test_every_backend_declares_its_optimizers() -> None:
         if entry.cls is None or entry.source != "built-in" and name != "jax":
             continue
         assert "optimizers" in vars(entry.cls), f"{name} inherits Backend.optimizers instead of declaring them"
-    has = {name: "rmsprop" in entry.cls.optimizers for name, entry in registry.backends.items()
-           if entry.cls is not None and name in ("numpy", "torch", "keras", "sklearn", "jax")}  # fmt: skip
+    has = {
+        name: "rmsprop" in entry.cls.optimizers
+        for name, entry in registry.backends.items()
+        if entry.cls is not None and name in ("numpy", "torch", "keras", "sklearn", "jax")
+    }
     assert has.pop("numpy") and has.pop("torch") and has.pop("keras")
     assert not any(has.values())  # sklearn (and the jax example, where installed)
     spec = ModelSpec(n_inputs=4, n_outputs=3, optimizer="rmsprop")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from _helpers import random_problem, weights_rel_diff
 
+from mlpbench import ModelSpec
 from mlpbench.backends.numpy_mlp import NumpyMLP
 from mlpbench.backends.sklearn_mlp import SklearnMLP
-from mlpbench import ModelSpec
 from mlpbench.controlled import batch_order, initial_weights
 from mlpbench.worker import execute
 
@@ -58,8 +58,18 @@ def test_get_weights_returns_the_given_weights(loop: str, dtype: str) -> None:
 def test_float64_epochs_match_numpy(loop: str, loss: str, n_out: int, optimizer: str) -> None:
     """l2 > 0 and a smaller last batch (50 = 3·16 + 2): alpha and the mse scale are mapped exactly."""
     X, y = _data(loss, n_out)
-    spec = ModelSpec(n_inputs=5, n_outputs=n_out, hidden=(8, 6), activation="tanh", loss=loss, optimizer=optimizer,
-                     lr=0.05, l2=0.01, batch_size=16, dtype="float64")  # fmt: skip
+    spec = ModelSpec(
+        n_inputs=5,
+        n_outputs=n_out,
+        hidden=(8, 6),
+        activation="tanh",
+        loss=loss,
+        optimizer=optimizer,
+        lr=0.05,
+        l2=0.01,
+        batch_size=16,
+        dtype="float64",
+    )
     ref, b = _pair(spec, loop)
     for epoch in range(3):
         batches = batch_order(len(X), spec.batch_size, seed=2, epoch=epoch)
@@ -73,8 +83,9 @@ def test_float64_epochs_match_numpy(loop: str, loss: str, n_out: int, optimizer:
 @pytest.mark.parametrize(("loss", "n_out"), PROBLEMS)
 def test_partial_fit_loss_without_l2_matches_numpy(loss: str, n_out: int) -> None:
     X, y = _data(loss, n_out)
-    spec = ModelSpec(n_inputs=5, n_outputs=n_out, hidden=(8,), loss=loss, optimizer="sgd", lr=0.05, batch_size=16,
-                     dtype="float64")  # fmt: skip
+    spec = ModelSpec(
+        n_inputs=5, n_outputs=n_out, hidden=(8,), loss=loss, optimizer="sgd", lr=0.05, batch_size=16, dtype="float64"
+    )
     ref, b = _pair(spec, "partial_fit")
     batches = batch_order(len(X), spec.batch_size, seed=0, epoch=0)
     assert b.train_epoch(X, y, batches) == pytest.approx(ref.train_epoch(X, y, batches), rel=1e-12)
@@ -87,8 +98,19 @@ def test_adam_differs_only_by_epsilon_placement(loop: str, loss: str, n_out: int
     X, y = _data(loss, n_out)
     results = {}
     for eps in (1e-8, 1e-30):
-        spec = ModelSpec(n_inputs=5, n_outputs=n_out, hidden=(8,), activation="relu", loss=loss, optimizer="adam",
-                         lr=0.01, eps=eps, l2=0.01, batch_size=16, dtype="float64")  # fmt: skip
+        spec = ModelSpec(
+            n_inputs=5,
+            n_outputs=n_out,
+            hidden=(8,),
+            activation="relu",
+            loss=loss,
+            optimizer="adam",
+            lr=0.01,
+            eps=eps,
+            l2=0.01,
+            batch_size=16,
+            dtype="float64",
+        )
         ref, b = _pair(spec, loop)
         for epoch in range(3):
             batches = batch_order(len(X), spec.batch_size, seed=2, epoch=epoch)
@@ -163,8 +185,12 @@ def test_private_signatures_used_by_loop_batch_are_unchanged() -> None:
 
     from sklearn.neural_network import _multilayer_perceptron, _stochastic_optimizers
 
-    modules = {"BaseMultilayerPerceptron": _multilayer_perceptron, "AdamOptimizer": _stochastic_optimizers,
-               "SGDOptimizer": _stochastic_optimizers, "BaseOptimizer": _stochastic_optimizers}  # fmt: skip
+    modules = {
+        "BaseMultilayerPerceptron": _multilayer_perceptron,
+        "AdamOptimizer": _stochastic_optimizers,
+        "SGDOptimizer": _stochastic_optimizers,
+        "BaseOptimizer": _stochastic_optimizers,
+    }
     for name, expected in PRIVATE_SIGNATURES.items():
         cls_name, fn = name.split(".")
         params = list(inspect.signature(getattr(getattr(modules[cls_name], cls_name), fn)).parameters)
@@ -188,9 +214,17 @@ def test_the_supported_range_is_the_bound_in_pyproject() -> None:
     assert BATCH_LOOP_VERSIONS == (tuple(numbers[:2]), tuple(numbers[2:]))
 
 
-@pytest.mark.parametrize(("version", "supported"), [
-    ("1.3.2", False), ("1.4.0", True), ("1.9.1", True), ("1.10.0", False), ("1.10.dev0", False), ("2.0.0", False),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("version", "supported"),
+    [
+        ("1.3.2", False),
+        ("1.4.0", True),
+        ("1.9.1", True),
+        ("1.10.0", False),
+        ("1.10.dev0", False),
+        ("2.0.0", False),
+    ],
+)
 def test_loop_batch_outside_the_supported_versions_is_a_skip_reason(version, supported) -> None:
     spec = ModelSpec(n_inputs=4, n_outputs=3)
     b = SklearnMLP()

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from _helpers import random_problem, weights_rel_diff
 
+from mlpbench import ModelSpec
 from mlpbench.backends.numpy_mlp import NumpyMLP
 from mlpbench.backends.torch_mlp import TorchMLP
-from mlpbench import ModelSpec
 from mlpbench.controlled import batch_order, initial_weights
 from mlpbench.spec import ACTIVATIONS, LOSSES, OPTIMIZERS
 from mlpbench.worker import execute
@@ -49,8 +49,18 @@ def test_get_weights_returns_the_given_weights(backend_factory, dtype: str) -> N
 def test_float64_epochs_match_numpy(backend_factory, loss: str, optimizer: str) -> None:
     """Same weights, same batches (the last one smaller), l2 on: the same model to rounding."""
     X, y, n_out = _data(loss)
-    spec = ModelSpec(n_inputs=5, n_outputs=n_out, hidden=(8, 6), activation="elu", loss=loss, optimizer=optimizer,
-                     lr=0.05, l2=0.01, batch_size=16, dtype="float64")  # fmt: skip
+    spec = ModelSpec(
+        n_inputs=5,
+        n_outputs=n_out,
+        hidden=(8, 6),
+        activation="elu",
+        loss=loss,
+        optimizer=optimizer,
+        lr=0.05,
+        l2=0.01,
+        batch_size=16,
+        dtype="float64",
+    )
     # mae's gradient is a sum of signs that can cancel to rounding noise, which Adam and RMSprop then divide
     # by a tiny second moment: rounding grows to ~1e-11 there, still below the parity target of 1e-9.
     tol = 1e-9 if loss == "mae" and optimizer in ("adam", "rmsprop") else 1e-12
@@ -69,8 +79,16 @@ def test_float64_epochs_match_numpy(backend_factory, loss: str, optimizer: str) 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_activations_match_numpy(backend_factory, activation: str) -> None:
     X, y, _ = _data("cross_entropy")
-    spec = ModelSpec(n_inputs=5, n_outputs=3, hidden=(8,), activation=activation, optimizer="sgd", lr=0.1,
-                     batch_size=10, dtype="float64")  # fmt: skip
+    spec = ModelSpec(
+        n_inputs=5,
+        n_outputs=3,
+        hidden=(8,),
+        activation=activation,
+        optimizer="sgd",
+        lr=0.1,
+        batch_size=10,
+        dtype="float64",
+    )
     weights = initial_weights(spec, seed=0)
     ref, b = NumpyMLP(), backend_factory()
     ref.build(spec, weights, 0)

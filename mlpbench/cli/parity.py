@@ -43,12 +43,13 @@ from .common import (
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """The ``parity`` sub-command's arguments."""
     p = sub.add_parser(
-        "parity", help="check every backend against the NumPy backend (same weights, same batches, float64)",
+        "parity",
+        help="check every backend against the NumPy backend (same weights, same batches, float64)",
         description="Train every backend from identical initial weights on identical batches in float64 with "
         "dropout 0, once per optimizer and batch-norm setting, and report the largest relative difference from "
         "the NumPy backend of the per-epoch training loss and of the final weights (max|a-b| / max|numpy|). "
         "Exit status 1 when a row misses its target or a job fails.",
-    )  # fmt: skip
+    )
     p.add_argument(
         "--backends",
         default=None,
@@ -79,10 +80,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the weights, batches and split (default 0)")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the rows as a JSON list to FILE")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help=f"results directory for {PARITY_FILE} (may be a run's directory, so its report shows parity); "
-                        "the parity jobs' records and logs go to DIR/parity/, replaced on each check "
-                        "(default results/parity-<timestamp>)")  # fmt: skip
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help=f"results directory for {PARITY_FILE} (may be a run's directory, so its report shows parity); "
+        "the parity jobs' records and logs go to DIR/parity/, replaced on each check "
+        "(default results/parity-<timestamp>)",
+    )
     p.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS, help="threads per worker")
     p.add_argument("--timeout", type=parse_duration, default=600.0, metavar="DURATION", help="per-job time limit")
     p.add_argument("--no-progress", action="store_true", help="no live progress display, one line per job")
@@ -118,9 +123,19 @@ def cmd(args: argparse.Namespace) -> int:
     with usage_errors():
         store.create()
     store.runs_path.unlink(missing_ok=True)  # a fresh check, never a resumed one
-    store.write_json("config.json", {"backends": [b.label for b in backends], "tasks": tasks, "optimizers": optimizers,
-                                     "batch_norms": batch_norms, "epochs": args.epochs, "seed": args.seed,
-                                     "threads": args.threads, "argv": sys.argv[1:]})  # fmt: skip
+    store.write_json(
+        "config.json",
+        {
+            "backends": [b.label for b in backends],
+            "tasks": tasks,
+            "optimizers": optimizers,
+            "batch_norms": batch_norms,
+            "epochs": args.epochs,
+            "seed": args.seed,
+            "threads": args.threads,
+            "argv": sys.argv[1:],
+        },
+    )
 
     records, interrupted = run_with_progress(registry, store, jobs, args.timeout, not args.no_progress)
     if interrupted:

@@ -110,8 +110,12 @@ def machine_facts(report: Report) -> list[tuple[str, str]]:
     required = [("libraries the backends required", required_libraries(report) or DASH)]
     placed, n_hosts = placement_facts(report.records), len(hosts(report.records))
     if n_hosts > 1:
-        placed.append(("machines", f"{n_hosts}, listed below; the other rows here describe the machine the run "
-                       "started on (env.json)"))  # fmt: skip
+        placed.append(
+            (
+                "machines",
+                f"{n_hosts}, listed below; the other rows here describe the machine the run started on (env.json)",
+            )
+        )
     if not env:
         return [("environment", "not recorded (no env.json)"), *placed, *required]
     blas = env.get("blas") or []

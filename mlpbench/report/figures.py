@@ -85,8 +85,16 @@ def _band(ax: Any, curves: pd.DataFrame, x: str, y: str, colour: str, label: str
     xs = stats.index.to_series() if x == "epoch" else g[x].median()
     width, style = _LINE_STYLES[order % len(_LINE_STYLES)]
     marker = "o" if len(stats) == 1 else None  # a whole-call native fit: only its last epoch is evaluated
-    ax.plot(xs.values, stats["median"].values, color=colour, lw=width, ls=style, label=text(label), zorder=3 + order,
-            marker=marker)  # fmt: skip
+    ax.plot(
+        xs.values,
+        stats["median"].values,
+        color=colour,
+        lw=width,
+        ls=style,
+        label=text(label),
+        zorder=3 + order,
+        marker=marker,
+    )
     if g.size().max() > 1:
         ax.fill_between(xs.values, stats["min"].values, stats["max"].values, color=colour, alpha=0.13, lw=0)
 

@@ -51,8 +51,17 @@ def modes(pairs: list[Any], palette: dict[str, str], task: str, path: Path) -> P
             if lo is not None and hi is not None:
                 ax.plot([lo, hi], [yy, yy], color=colour, lw=2.2, alpha=0.7, solid_capstyle="butt", zorder=3)
             hollow = mode == "native" and p.whole_call
-            ax.plot([x], [yy], marker=_MARKERS[mode], ms=8, ls="none", zorder=4, mec=colour, mew=1.6,
-                    color="white" if hollow else colour)  # fmt: skip
+            ax.plot(
+                [x],
+                [yy],
+                marker=_MARKERS[mode],
+                ms=8,
+                ls="none",
+                zorder=4,
+                mec=colour,
+                mew=1.6,
+                color="white" if hollow else colour,
+            )
         if len(xs) == 2:
             ax.plot(xs, [y + _OFFSET["controlled"], y + _OFFSET["native"]], color=colour, lw=0.8, alpha=0.6)
         right.append(f"{fmt_g(p.ratio)}×" if p.ratio is not None else "")

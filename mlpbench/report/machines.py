@@ -102,13 +102,15 @@ def machine_rows(records: list[dict[str, Any]], env: dict[str, Any]) -> list[lis
         cores = {r.get("cores_total") for r in mine if isinstance(r.get("cores_total"), int)}
         if not cores and env.get("hostname") == host and env.get("cores"):
             cores = {env["cores"]}
-        out.append([
-            host,
-            cpu[0][0] if cpu else DASH,
-            ", ".join(str(c) for c in sorted(cores)) or DASH,
-            fmt_g(peaks[host]) if peaks[host] is not None else DASH,
-            status_counts(pd.Series([r.get("status") for r in mine])),
-        ])  # fmt: skip
+        out.append(
+            [
+                host,
+                cpu[0][0] if cpu else DASH,
+                ", ".join(str(c) for c in sorted(cores)) or DASH,
+                fmt_g(peaks[host]) if peaks[host] is not None else DASH,
+                status_counts(pd.Series([r.get("status") for r in mine])),
+            ]
+        )
     return out
 
 

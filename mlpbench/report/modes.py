@@ -137,14 +137,28 @@ def ratio_text(pair: ModePair) -> str:
 def headers(section: ModesSection) -> list[str]:
     """The table's column headers."""
     metric = f"test {section.metric or 'metric'}"
-    return [*section.settings, "backend", "controlled epoch ms", "native epoch ms", "native / controlled",
-            f"controlled {metric}", f"native {metric}"]  # fmt: skip
+    return [
+        *section.settings,
+        "backend",
+        "controlled epoch ms",
+        "native epoch ms",
+        "native / controlled",
+        f"controlled {metric}",
+        f"native {metric}",
+    ]
 
 
 def cells(pair: ModePair) -> list[str]:
     """The display strings of one pair, in `headers` order."""
-    return [*pair.point, pair.backend, epoch_text(pair.controlled), epoch_text(pair.native), ratio_text(pair),
-            metric_text(pair.controlled), metric_text(pair.native)]  # fmt: skip
+    return [
+        *pair.point,
+        pair.backend,
+        epoch_text(pair.controlled),
+        epoch_text(pair.native),
+        ratio_text(pair),
+        metric_text(pair.controlled),
+        metric_text(pair.native),
+    ]
 
 
 def biggest_overhead(sections: list[ModesSection]) -> str | None:

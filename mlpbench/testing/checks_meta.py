@@ -139,7 +139,7 @@ def check_skip(run: KitRun) -> str | None:
         outside.append(base.replace(dropout=0.2))
     if not cls.supports_l2:
         outside.append(base.replace(l2=0.01))
-    if batch_norm is False:
+    if not batch_norm:
         outside += bn_specs
     for spec in outside:
         reason = _ask_skip(run, backend, spec)
@@ -149,11 +149,6 @@ def check_skip(run: KitRun) -> str | None:
                 f"skip() returned {reason!r} for {spec!r}, which is outside the declared "
                 "capabilities; it must return the reason as a string",
             )
-    if batch_norm is None and _ask_skip(run, backend, bn_specs[1]) is None:
-        # Not declared either way (the Backend base class has no such attribute): say so, without failing.
-        return ("supports_batch_norm is not declared and skip() accepts batch_norm='after': the runner would train "
-                "such jobs without batch normalization; declare supports_batch_norm = False and return a reason "
-                "from skip(), or implement it and declare True")  # fmt: skip
     return None
 
 

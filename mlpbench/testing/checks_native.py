@@ -42,8 +42,12 @@ def native_xor(run: KitRun) -> tuple[dict[str, Any], list[str]]:
     split = task.load(NATIVE_SEED)
     epochs = spec.epochs
     while True:
-        job = {"id": f"kit/native/xor/{epochs}", "seed": NATIVE_SEED, "mode": "native",
-               "spec": spec.replace(epochs=epochs).to_dict()}  # fmt: skip
+        job = {
+            "id": f"kit/native/xor/{epochs}",
+            "seed": NATIVE_SEED,
+            "mode": "native",
+            "spec": spec.replace(epochs=epochs).to_dict(),
+        }
         record = execute(backend, task, split, job)
         if record["status"] != "ok" or record.get("test_accuracy") == 1.0 or epochs * 2 > run.tol.xor_epochs:
             break
@@ -60,8 +64,11 @@ def check_native_learns_xor(run: KitRun) -> str | None:
         tail = f"\n{record['traceback']}" if record.get("traceback") else ""
         raise run.fail(c, f"the native xor job ended {record['status']}: {record['error']}{tail}")
     if record.get("test_accuracy") != 1.0:
-        raise run.fail(c, f"test accuracy {record.get('test_accuracy')} on XOR after {record['epochs_run']} native "
-                          "epochs (the most the kit tries: Tolerances.xor_epochs), not 4/4")  # fmt: skip
+        raise run.fail(
+            c,
+            f"test accuracy {record.get('test_accuracy')} on XOR after {record['epochs_run']} native "
+            "epochs (the most the kit tries: Tolerances.xor_epochs), not 4/4",
+        )
     return "; ".join([*notes, f"4/4 after {record['epochs_run']} native epochs ({record['timing']} timing)"])
 
 

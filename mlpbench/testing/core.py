@@ -56,11 +56,10 @@ CAPABILITIES = MappingProxyType(
 )
 
 
-def declares_batch_norm(cls: type) -> bool | None:
-    """The class's ``supports_batch_norm``: True or False where declared, None where it is not (the base class
-    has no such attribute: a backend that says nothing must decline batch_norm specs in `skip` itself)."""
-    value = getattr(cls, "supports_batch_norm", None)
-    return value if isinstance(value, bool) else None
+def declares_batch_norm(cls: type) -> bool:
+    """The class's ``supports_batch_norm`` (the Backend base class declares False: a backend that says
+    nothing must decline batch_norm specs, which the base class's `skip` does)."""
+    return bool(getattr(cls, "supports_batch_norm", False))
 
 
 def known(cls: type, attr: str) -> tuple[str, ...]:

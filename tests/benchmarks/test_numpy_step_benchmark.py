@@ -19,8 +19,16 @@ from mlpbench.backends.numpy_mlp import NumpyMLP
 from mlpbench.controlled import initial_weights
 from mlpbench.flops import training_flops
 
-SPEC = ModelSpec(n_inputs=64, n_outputs=10, hidden=(1024, 1024), activation="relu", loss="cross_entropy",
-                 optimizer="adam", lr=1e-3, batch_size=512)  # fmt: skip
+SPEC = ModelSpec(
+    n_inputs=64,
+    n_outputs=10,
+    hidden=(1024, 1024),
+    activation="relu",
+    loss="cross_entropy",
+    optimizer="adam",
+    lr=1e-3,
+    batch_size=512,
+)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
