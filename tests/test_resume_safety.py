@@ -39,27 +39,15 @@ def _run_csv(out: Path, data: Path) -> int:
     )
 
 
+def _run_xor(out: Path, seeds: int) -> int:
+    """A small numpy run on xor into `out`."""
+    argv = f"run --backends numpy --tasks xor --seeds {seeds} --epochs 2 --no-progress --out".split()
+    return main([*argv, str(out)])
+
+
 def test_resume_without_experiment_toml_refuses_and_writes_nothing(tmp_path, capsys) -> None:
     out = tmp_path / "out"
-    assert (
-        main(
-            [
-                "run",
-                "--backends",
-                "numpy",
-                "--tasks",
-                "xor",
-                "--seeds",
-                "1",
-                "--epochs",
-                "2",
-                "--out",
-                str(out),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert _run_xor(out, seeds=1) == 0
     (out / "experiment.toml").unlink()
     (out / "config.json").unlink()
     before = _snapshot(out)
@@ -71,25 +59,7 @@ def test_resume_without_experiment_toml_refuses_and_writes_nothing(tmp_path, cap
 
 def test_resume_with_a_corrupt_experiment_toml_says_so(tmp_path, capsys) -> None:
     out = tmp_path / "out"
-    assert (
-        main(
-            [
-                "run",
-                "--backends",
-                "numpy",
-                "--tasks",
-                "xor",
-                "--seeds",
-                "1",
-                "--epochs",
-                "2",
-                "--out",
-                str(out),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert _run_xor(out, seeds=1) == 0
     (out / "experiment.toml").write_text("tasks = [xor\n")
     before = _snapshot(out)
     assert main(["run", "--resume", str(out), "--no-progress"]) == 2
@@ -118,25 +88,7 @@ def test_resume_refuses_when_the_csv_data_changed(tmp_path, capsys) -> None:
 def test_a_run_interrupted_before_its_first_job_resumes(tmp_path, capsys) -> None:
     """An empty run directory (experiment.toml, no runs.jsonl) is a valid run: resume runs all of it."""
     out = tmp_path / "out"
-    assert (
-        main(
-            [
-                "run",
-                "--backends",
-                "numpy",
-                "--tasks",
-                "xor",
-                "--seeds",
-                "2",
-                "--epochs",
-                "2",
-                "--out",
-                str(out),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert _run_xor(out, seeds=2) == 0
     for name in ("runs.jsonl", "runs.csv", "curves.csv", "report.md", "report.html"):
         (out / name).unlink()
     assert main(["run", "--resume", str(out), "--no-progress"]) == 0
@@ -145,25 +97,7 @@ def test_a_run_interrupted_before_its_first_job_resumes(tmp_path, capsys) -> Non
 
 def test_report_rebuilds_the_csv_exports(tmp_path) -> None:
     out = tmp_path / "out"
-    assert (
-        main(
-            [
-                "run",
-                "--backends",
-                "numpy",
-                "--tasks",
-                "xor",
-                "--seeds",
-                "2",
-                "--epochs",
-                "2",
-                "--out",
-                str(out),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert _run_xor(out, seeds=2) == 0
     (out / "runs.csv").write_text("truncated")
     (out / "curves.csv").unlink()
     assert main(["report", str(out)]) == 0
