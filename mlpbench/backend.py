@@ -240,7 +240,7 @@ class Backend(ABC):
         for what, value, supported in checks:
             if value not in supported:
                 return f"{self.name} does not support {what} {value!r} (supported: {', '.join(supported)})"
-        if getattr(spec, "batch_norm", "none") != "none" and not self.supports_batch_norm:
+        if spec.batch_norm != "none" and not self.supports_batch_norm:
             return f"{self.name} does not support batch_norm {spec.batch_norm!r} (supports_batch_norm = False)"
         if spec.dropout and not self.supports_dropout:
             return f"{self.name} does not support dropout"

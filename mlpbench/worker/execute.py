@@ -192,7 +192,7 @@ def execute(
                 # The runner's rule only where the framework's own does not stop the run.
                 stopping = EarlyStopping(spec.patience if own == "runner" else 0, spec.min_delta)
                 best_weights, best_p_test = None, None
-                rebuild = backend.accepts_weights and getattr(spec, "batch_norm", "none") == "none"
+                rebuild = backend.accepts_weights and spec.batch_norm == "none"
                 asked_to_stop = False
                 eval_cpu = eval_wall = 0.0
 
@@ -303,7 +303,7 @@ def execute(
                 best_weights, best_p_test = None, None
                 # Restoring by rebuilding from the best (W, b) works for every backend that takes weights;
                 # the others (and state beyond W, b) are scored on the test set at the best epoch instead.
-                rebuild = backend.accepts_weights and getattr(spec, "batch_norm", "none") == "none"
+                rebuild = backend.accepts_weights and spec.batch_norm == "none"
                 for epoch in range(spec.epochs):
                     batches = batch_order(len(X_train), spec.batch_size, seed, epoch)
                     stage = "train_epoch"
