@@ -285,10 +285,13 @@ def mark_best(rows: list[dict[str, Any]], columns: list[Column]) -> None:
 
 
 def _interval(row: dict[str, Any], column: Column) -> tuple[float, float] | None:
+    """The row's interval as the reader sees it: bounds rounded as the cell shows them (``fmt_g``)."""
     if column.interval is None:
         return None
     lo, hi = (row.get(k) for k in column.interval)
-    return None if missing(lo) or missing(hi) else (float(lo), float(hi))
+    if missing(lo) or missing(hi):
+        return None
+    return float(fmt_g(lo).replace(",", "")), float(fmt_g(hi).replace(",", ""))
 
 
 def best_backends(rows: list[dict[str, Any]], column: Column) -> set[str]:
@@ -297,7 +300,8 @@ def best_backends(rows: list[dict[str, Any]], column: Column) -> set[str]:
     Values are compared as displayed, so two backends that both show 1.0000 are both best. For time to
     target, a backend that reached the target on more seeds beats a faster one that reached it on fewer.
     A column with a confidence interval (epoch ms) ties statistically: the backend with the best median
-    is best, and so is every backend whose interval overlaps its interval (without intervals, as displayed).
+    is best, and so is every backend whose interval overlaps its interval. Intervals too are compared as
+    displayed: two that touch on the page (0.13–0.163 and 0.163–0.228) are a tie, never a contradiction.
     """
     if column.better is None:
         return set()
