@@ -70,6 +70,10 @@ class TorchMLP(Backend):
         super().prepare(threads)
         import torch
 
+        # torch.optim imports torch._dynamo at its first optimizer (about 2 s): import it here, with the
+        # framework, so that it is not counted as the first job's build time.
+        import torch._dynamo  # noqa: F401
+
         self.torch_ = torch
         torch.set_num_threads(threads)
         try:

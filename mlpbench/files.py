@@ -18,11 +18,11 @@ class StoreWriteError(OSError):
         )
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write a derived file under a temporary name and rename it: a reader never sees half a file."""
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write a derived file (text as UTF-8) under a temporary name and rename it: no reader sees half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

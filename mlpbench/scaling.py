@@ -76,7 +76,7 @@ def draw(rows: list[dict[str, Any]], slopes: dict[str, float], path: Path) -> Pa
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from .report.figures import _STYLE, colours, text
+    from .report.figures import _STYLE, colours, save_png, text
 
     backends = list(dict.fromkeys(r["backend"] for r in rows))
     palette = colours(backends)
@@ -99,8 +99,7 @@ def draw(rows: list[dict[str, Any]], slopes: dict[str, float], path: Path) -> Pa
         ax.set_ylabel("steady-state epoch time (s)")
         ax.set_title("Scaling: epoch time against work")
         ax.legend()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png", dpi=100, metadata={"Software": None})
+        save_png(fig, path)
     return path
 
 

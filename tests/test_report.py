@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -429,3 +432,95 @@ def test_records_from_two_machines_are_grouped_by_host(run_dir: Path, tmp_path: 
     assert list(frame.columns[:3]) == ["task", "host", "backend"] and len(frame) == 8
     page = (d / "report.html").read_text(encoding="utf-8")
     assert "Other CPU" in page.split('<section id="machine">', 1)[1].split("</section>", 1)[0]
+
+
+# ---------------------------------------------------------------------------- figures drawn in parallel
+def _figure_bytes(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((d / "figures").glob("*.png"))}
+
+
+def test_figures_drawn_by_a_pool_of_processes_are_those_drawn_one_by_one(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same report, byte for byte, in the same order, whether its figures come from 2 processes or from this one."""
+    from mlpbench import painter
+
+    pages = {}
+    for processes in (2, 0):
+        d = _copy_stored_results(run_dir, tmp_path / f"p{processes}" / "bench")
+        monkeypatch.setattr(painter, "parallel_processes", lambda n=processes: n)
+        assert main(["report", str(d)]) == 0
+        pages[processes] = (
+            _figure_bytes(d),
+            (d / "report.md").read_text(encoding="utf-8").replace(md_text(d), "DIR").replace(str(d), "DIR"),
+            (d / "report.html").read_text(encoding="utf-8").replace(str(d), "DIR"),
+        )
+    assert len(pages[0][0]) >= 2 * len(TASKS)
+    assert pages[2] == pages[0]
+
+
+def test_a_figure_that_fails_in_a_drawing_process_fails_the_report_as_it_would_here(tmp_path: Path) -> None:
+    from mlpbench.painter import Painter
+    from mlpbench.report import figures
+
+    got: list = []
+    with pytest.raises(AttributeError), Painter(2) as p:
+        p.draw(figures.colours, ["numpy"], then=got.append)
+        p.draw(figures.loss_curves, None, [], {}, "t", "loss", tmp_path / "x.png", then=got.append)  # no curves
+    assert got == [{"numpy": figures.PALETTE[0]}]  # the figures asked for before it were delivered, in order
+
+
+def _dies_in_a_drawing_process(path: Path) -> Path:
+    """Draws nothing: in a pool's process it ends that process; here it returns `path`."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        os._exit(3)
+    return path
+
+
+def test_a_drawing_process_that_dies_costs_no_figure(tmp_path: Path) -> None:
+    from mlpbench.painter import Painter
+
+    got: list = []
+    with Painter(2) as p:
+        for i in range(4):
+            p.draw(_dies_in_a_drawing_process, tmp_path / f"{i}.png", then=got.append)
+    assert got == [tmp_path / f"{i}.png" for i in range(4)]
+
+
+def test_figures_use_a_pool_only_under_the_command_line_and_a_main_module_that_can_be_imported() -> None:
+    from mlpbench.painter import MAX_PROCESSES, command_line, parallel_processes
+
+    cores = len(os.sched_getaffinity(0))
+    assert parallel_processes() == 0  # a library call: this process's main module is the caller's
+    with command_line():
+        assert parallel_processes() == (min(cores, MAX_PROCESSES) if cores >= 2 else 0)
+    assert parallel_processes() == 0
+    code = (
+        "from mlpbench.painter import command_line, parallel_processes\n"
+        "with command_line():\n    print(parallel_processes())\n"
+    )
+    read_from_stdin = subprocess.run([sys.executable, "-"], input=code, capture_output=True, text=True, check=True)
+    assert read_from_stdin.stdout.strip() == "0"  # no file a drawing process could import
+
+
+def test_a_script_without_a_main_guard_runs_once_when_mlpbench_run_writes_its_report(tmp_path: Path) -> None:
+    """The report's figures are drawn in the script's own process: nothing imports (and so reruns) the script."""
+    marker = tmp_path / "ran.txt"
+    script = tmp_path / "bench.py"
+    script.write_text(
+        "import mlpbench\n"
+        f"with open({str(marker)!r}, 'a') as f:\n    f.write('ran\\n')\n"
+        "exp = mlpbench.Experiment(backends=['numpy'], tasks=['xor'], seeds=[0], overrides={'epochs': 3})\n"
+        f"mlpbench.run(exp, out={str(tmp_path / 'out')!r})\n",
+        encoding="utf-8",
+    )
+    subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=True)
+    assert marker.read_text(encoding="utf-8") == "ran\n"
+    assert sorted(p.name for p in (tmp_path / "out" / "figures").glob("*.png")) == [
+        "xor-boundary.png",
+        "xor-loss.png",
+        "xor-speed.png",
+        "xor-time.png",
+    ]

@@ -12,6 +12,7 @@ import os
 import sys
 
 from ..files import StoreWriteError
+from ..painter import command_line
 from . import compare, history, listing, parity, report, run, scaling
 from .common import EXIT_FAILED_JOBS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, UsageError
 
@@ -47,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["run", *argv]
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command].cmd(args)
+        with command_line():  # the report's figures may be drawn in processes that import the main module
+            return COMMANDS[args.command].cmd(args)
     except BrokenPipeError:  # `run_bench.py list | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .figures import PALETTE, _figure, _log, _save, _styled, text
+from .figures import PALETTE, _figure, _log, _styled, save_png, text
 
 if TYPE_CHECKING:
     from ..compare import Comparison
@@ -62,7 +62,7 @@ def forest(c: Comparison, path: Path) -> Path | None:
         ax.set_title(f"{text(name)}: B / A")
         ax.set_xlabel("ratio of the medians (log scale; bar: 95% CI)")
     fig.suptitle(f"{text(c.a.name)} → {text(c.b.name)}", fontsize=10.5, fontweight="bold")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 @_styled
@@ -123,4 +123,4 @@ def history(
         ax_m.legend(loc="best")
     else:
         fig.legend(*ax_t.get_legend_handles_labels(), loc="outside right upper", fontsize=7)
-    return _save(fig, path)
+    return save_png(fig, path)

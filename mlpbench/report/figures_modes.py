@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from matplotlib.lines import Line2D
 
-from .figures import _figure, _log, _save, _styled, text
+from .figures import _figure, _log, _styled, save_png, text
 from .format import fmt_g, missing
 
 _MARKERS = {"controlled": "o", "native": "s"}
@@ -83,4 +83,4 @@ def modes(pairs: list[Any], palette: dict[str, str], task: str, path: Path) -> P
         Line2D([], [], marker="s", ms=7, ls="none", color="white", mec="#555", mew=1.6, label="native, whole call"),
     ]
     ax.legend(handles=handles, loc="best")
-    return _save(fig, path)
+    return save_png(fig, path)

@@ -22,10 +22,10 @@ from .figures import (
     _log,
     _plain,
     _positive,
-    _save,
     _styled,
     legend_with_stops,
     mark_stops,
+    save_png,
     text,
 )
 
@@ -121,7 +121,7 @@ def sweep(
     if n > 1:
         what = f"{text(task)}: epoch time (upper row) and test {text(metric)} (lower row) against {text(setting)}"
         fig.suptitle(what, fontsize=10.5, fontweight="bold")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 @_styled
@@ -162,7 +162,7 @@ def loss_by_point(
     fig.supxlabel("epoch", fontsize=9.5)
     fig.supylabel("validation loss" + (" (log scale)" if log else ""), fontsize=9.5)
     fig.suptitle(f"{text(task)}: validation loss at each grid point", fontsize=10.5, fontweight="bold")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _steps(ratios: np.ndarray, top: float) -> tuple[np.ndarray, np.ndarray]:
@@ -202,7 +202,7 @@ def performance_profile(
         ax.set_xlabel("τ: within this factor of the best backend (log scale)")
         ax.set_ylabel(f"share of {units}")
     axes[0][-1].legend(loc="lower right")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _tau(value: float, _pos: Any = None) -> str:

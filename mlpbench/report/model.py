@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..painter import Painter
 from ..status import Status
 from ..store import Results, ResultsStore, load_results
 from . import early
@@ -56,6 +58,25 @@ class Figure:
     path: Path
     title: str
     caption: str
+
+
+def _into(out: list[Figure], title: str, caption: str) -> Callable[[Path | None], None]:
+    """A `Painter` callback that appends the drawn figure to `out` (nothing when there was nothing to draw)."""
+
+    def then(path: Path | None) -> None:
+        if path:
+            out.append(Figure(path, title, caption))
+
+    return then
+
+
+def _onto(owner: Any, title: str, caption: str) -> Callable[[Path | None], None]:
+    """A `Painter` callback that sets ``owner.figure`` to the drawn figure, or None."""
+
+    def then(path: Path | None) -> None:
+        owner.figure = Figure(path, title, caption) if path else None
+
+    return then
 
 
 @dataclass
@@ -169,42 +190,56 @@ def build(path: str | Path, figures: bool = True) -> Report:
     palette = figs.colours(backends)
     sections, point_map = [], {}
     peaks, refs = host_peaks(records, results.env or {}), read_references(store.path)
-    for task in tasks:
-        t_runs = runs[runs["task"] == task]
-        t_curves = curves[curves["task"] == task] if len(curves) else curves
-        t_records = [r for r in records if r.get("task") == task]
-        t_backends = [b for b in backends if (t_runs["backend"] == b).any()]
-        metric = task_metric(t_runs)
-        loss_name = next((r["spec"].get("loss") for r in t_records if r.get("spec")), None)
-        columns = task_columns(metric, loss_name)
-        settings = point_settings(t_runs, task, config)
-        point_map[task] = settings
-        orders = {k: ordered_values(k, list(t_runs[grid_column(k)]), config) for k in settings}
-        points = point_order(list(points_of(t_runs, settings)), settings, orders) if settings else None
-        peak = (results.env or {}).get("matmul_gflops")
-        rows = task_rows(t_runs, t_curves, t_backends, peak, settings, points)
-        apply_host_peaks(rows, settings, peaks)
-        mark_best(rows, columns)
-        swept = applicable(t_runs, swept_settings(t_runs, config))
-        section = TaskSection(task, metric, columns, rows, setup_line(t_records, swept), settings)
-        section.stopping = early.stopping_lines(t_runs, rows, settings)
-        section.stopping_heading = early.stopping_heading(t_runs) if section.stopping else ""
-        section.references = reference_table(refs, task, metric, rows) if refs is not None else None
-        section.modes = build_modes(task, t_runs, rows, settings, metric)
-        ctx = _FigureContext(figs, task, palette, metric, loss_name, fig_dir)
-        draw = ctx.sweep_figure if figures else None
-        section.sweep = build_sweep(task, t_runs, rows, columns, settings, t_backends, metric, config, draw)
-        section.glance = section.sweep.glance if section.sweep else glance(task, rows, metric)
-        if figures:
-            section.figures = ctx.task_figures(t_runs, t_curves, t_records, rows, t_backends, settings)
-            if section.modes is not None:
-                p = figs_modes().modes(section.modes.pairs, palette, task, fig_dir / f"{slug(task)}-modes.png")
-                section.modes.figure = Figure(p, "Epoch time, native vs controlled", MODES_CAPTION) if p else None
-        sections.append(section)
-    profile = build_profile(runs, curves, backends, point_map)
-    if profile is not None and figures:
-        p = figs_sweep().performance_profile(profile.ratios, palette, fig_dir / PROFILE_FIGURE, profile.unit)
-        profile.figure = Figure(p, "Performance profiles", PROFILE_CAPTION) if p else None
+    # The figures are drawn while the tables are computed; they are all in place when `painter` closes.
+    with Painter(None if figures else 0) as painter:
+        for task in tasks:
+            t_runs = runs[runs["task"] == task]
+            t_curves = curves[curves["task"] == task] if len(curves) else curves
+            t_records = [r for r in records if r.get("task") == task]
+            t_backends = [b for b in backends if (t_runs["backend"] == b).any()]
+            metric = task_metric(t_runs)
+            loss_name = next((r["spec"].get("loss") for r in t_records if r.get("spec")), None)
+            columns = task_columns(metric, loss_name)
+            settings = point_settings(t_runs, task, config)
+            point_map[task] = settings
+            orders = {k: ordered_values(k, list(t_runs[grid_column(k)]), config) for k in settings}
+            points = point_order(list(points_of(t_runs, settings)), settings, orders) if settings else None
+            peak = (results.env or {}).get("matmul_gflops")
+            rows = task_rows(t_runs, t_curves, t_backends, peak, settings, points)
+            apply_host_peaks(rows, settings, peaks)
+            mark_best(rows, columns)
+            swept = applicable(t_runs, swept_settings(t_runs, config))
+            section = TaskSection(task, metric, columns, rows, setup_line(t_records, swept), settings)
+            section.stopping = early.stopping_lines(t_runs, rows, settings)
+            section.stopping_heading = early.stopping_heading(t_runs) if section.stopping else ""
+            section.references = reference_table(refs, task, metric, rows) if refs is not None else None
+            section.modes = build_modes(task, t_runs, rows, settings, metric)
+            ctx = _FigureContext(figs, painter, task, palette, metric, loss_name, fig_dir)
+            draw = ctx.sweep_figure if figures else None
+            section.sweep = build_sweep(task, t_runs, rows, columns, settings, t_backends, metric, config, draw)
+            section.glance = section.sweep.glance if section.sweep else glance(task, rows, metric)
+            if figures:
+                ctx.task_figures(t_runs, t_curves, t_records, rows, t_backends, settings, section.figures)
+                if section.modes is not None:
+                    painter.draw(
+                        figs_modes().modes,
+                        section.modes.pairs,
+                        palette,
+                        task,
+                        fig_dir / f"{slug(task)}-modes.png",
+                        then=_onto(section.modes, "Epoch time, native vs controlled", MODES_CAPTION),
+                    )
+            sections.append(section)
+        profile = build_profile(runs, curves, backends, point_map)
+        if profile is not None and figures:
+            painter.draw(
+                figs_sweep().performance_profile,
+                profile.ratios,
+                palette,
+                fig_dir / PROFILE_FIGURE,
+                profile.unit,
+                then=_onto(profile, "Performance profiles", PROFILE_CAPTION),
+            )
     return Report(
         path=store.path,
         results=results,
@@ -258,9 +293,13 @@ _STOPS_CAPTION = (
 
 @dataclass
 class _FigureContext:
-    """What every figure of one task needs: the drawing module, colours, names and the folder."""
+    """What every figure of one task needs: the drawing module, the painter, colours, names and the folder.
+
+    Each method asks `painter` for its figures and names the list they go into (in the order asked).
+    """
 
     figs: Any
+    painter: Painter
     task: str
     palette: dict[str, str]
     metric: str | None
@@ -274,37 +313,44 @@ class _FigureContext:
         records: list[dict[str, Any]],
         rows: list[dict[str, Any]],
         backends: list[str],
-        settings: list[str] | None = None,
-    ) -> list[Figure]:
-        """Draw the task's figures (those that have something to show) and describe them.
+        settings: list[str] | None,
+        out: list[Figure],
+    ) -> None:
+        """Draw the task's figures (those that have something to show) into `out`, described.
 
         A gridded task's figures never pool grid points: its losses are drawn per point (small
         multiples), its times and metrics by the sweep figures, its decision boundary at one point.
         """
-        figs, task, palette, metric = self.figs, self.task, self.palette, self.metric
+        figs, task, palette, metric, draw = self.figs, self.task, self.palette, self.metric, self.painter.draw
         name = slug(task)
         ok_ids = set(runs.loc[runs["status"] == Status.OK, "id"])
         ok_curves = curves[curves["id"].isin(ok_ids)] if len(curves) else curves
         if settings:
-            return self._gridded_figures(runs, ok_curves, records, rows, backends, settings)
-        out = []
+            self._gridded_figures(runs, ok_curves, records, rows, backends, settings, out)
+            return
         stops = early.marks(runs)
-        p = figs.loss_curves(
-            ok_curves, backends, palette, task, self.loss_name or "loss", self.folder / f"{name}-loss.png", stops
+        loss_caption = _LOSS_CAPTION + (_STOPS_CAPTION if stops else "")
+        loss_name, folder = self.loss_name or "loss", self.folder
+        draw(
+            figs.loss_curves,
+            *(ok_curves, backends, palette, task, loss_name, folder / f"{name}-loss.png", stops),
+            then=_into(out, "Loss per epoch", loss_caption),
         )
-        if p:
-            out.append(Figure(p, "Loss per epoch", _LOSS_CAPTION + (_STOPS_CAPTION if stops else "")))
-        p = figs.loss_vs_time(ok_curves, backends, palette, task, self.folder / f"{name}-time.png")
-        if p:
-            out.append(Figure(p, "Validation loss against training time", _TIME_CAPTION))
+        draw(
+            figs.loss_vs_time,
+            *(ok_curves, backends, palette, task, folder / f"{name}-time.png"),
+            then=_into(out, "Validation loss against training time", _TIME_CAPTION),
+        )
         times = {r["backend"]: r["epoch_samples_ms"] / 1000 for r in rows}
         spread = {r["backend"]: np.asarray(r["metric_values"]) for r in rows}
-        p = figs.speed_and_spread(times, spread, metric or "metric", palette, task, self.folder / f"{name}-speed.png")
-        if p:
-            out.append(Figure(p, "Epoch time and seed-to-seed spread", _SPEED_CAPTION))
-        return out + self._boundary(records, backends, "Decision boundary")
+        draw(
+            figs.speed_and_spread,
+            *(times, spread, metric or "metric", palette, task, folder / f"{name}-speed.png"),
+            then=_into(out, "Epoch time and seed-to-seed spread", _SPEED_CAPTION),
+        )
+        self._boundary(records, backends, "Decision boundary", out)
 
-    def _boundary(self, records: list[dict[str, Any]], backends: list[str], title: str) -> list[Figure]:
+    def _boundary(self, records: list[dict[str, Any]], backends: list[str], title: str, out: list[Figure]) -> None:
         grids, titles, metric = {}, {}, self.metric
         for b in backends:
             mine = [r for r in records if r.get("backend") == b and r.get("status") == Status.OK and r.get("grid")]
@@ -314,8 +360,10 @@ class _FigureContext:
                 score = first.get(f"test_{metric}") if metric else None
                 shown = f" · test {metric} {fmt_metric(score)}" if score is not None else ""
                 titles[b] = f"{b}\nseed {first.get('seed')}{shown}"
-        p = self.figs.decision_boundaries(grids, titles, self.task, self.folder / f"{slug(self.task)}-boundary.png")
-        return [Figure(p, title, _BOUNDARY_CAPTION)] if p else []
+        path = self.folder / f"{slug(self.task)}-boundary.png"
+        self.painter.draw(
+            self.figs.decision_boundaries, grids, titles, self.task, path, then=_into(out, title, _BOUNDARY_CAPTION)
+        )
 
     def _gridded_figures(
         self,
@@ -325,7 +373,8 @@ class _FigureContext:
         rows: list[dict[str, Any]],
         backends: list[str],
         settings: list[str],
-    ) -> list[Figure]:
+        out: list[Figure],
+    ) -> None:
         keys = points_of(runs, settings)
         ordered = list(dict.fromkeys(r["point"] for r in rows))  # the table's (grid) order
         panels, stops = {}, {}
@@ -334,18 +383,18 @@ class _FigureContext:
             title = point_label(settings, point) or "–"
             panels[title] = ok_curves[ok_curves["id"].isin(ids)]
             stops[title] = early.marks(runs[runs["id"].isin(ids)])
-        out = []
         path = self.folder / f"{slug(self.task)}-points.png"
-        p = figs_sweep().loss_by_point(panels, backends, self.palette, self.task, path, stops)
-        if p:
-            sweep = _SWEEP_BELOW if any(s not in (MODE, HOST) for s in settings) else ""
-            marked = _STOPS_CAPTION if any(stops.values()) else ""
-            out.append(Figure(p, "Validation loss at each grid point", _POINTS_CAPTION + sweep + marked))
+        sweep = _SWEEP_BELOW if any(s not in (MODE, HOST) for s in settings) else ""
+        marked = _STOPS_CAPTION if any(stops.values()) else ""
+        self.painter.draw(
+            figs_sweep().loss_by_point,
+            *(panels, backends, self.palette, self.task, path, stops),
+            then=_into(out, "Validation loss at each grid point", _POINTS_CAPTION + sweep + marked),
+        )
         if ordered:  # the decision boundary at one grid point: maps of different points side by side mislead
             first = set(runs.loc[keys == ordered[0], "id"])
             title = f"Decision boundary at {point_label(settings, ordered[0])}"
-            out += self._boundary([r for r in records if r.get("id") in first], backends, title)
-        return out
+            self._boundary([r for r in records if r.get("id") in first], backends, title, out)
 
     def sweep_figure(
         self,
@@ -355,13 +404,17 @@ class _FigureContext:
         numeric: bool,
         series: list[str],
         panels: list[str],
-    ) -> Figure | None:
-        """One setting's sweep figure: epoch time and test metric against it, per backend."""
+        out: list[Figure],
+    ) -> None:
+        """One setting's sweep figure into `out`: epoch time and test metric against it, per backend."""
         colours = {s: self.palette.get(s) or _series_colour(s, self.palette) for s in series}
         path = self.folder / sweep_figure_name(slug(self.task), setting)
         metric = self.metric or "metric"
-        p = figs_sweep().sweep(points, setting, positions, numeric, series, panels, colours, self.task, metric, path)
-        return Figure(p, f"Sweep over {setting}", SWEEP_CAPTION) if p else None
+        self.painter.draw(
+            figs_sweep().sweep,
+            *(points, setting, positions, numeric, series, panels, colours, self.task, metric, path),
+            then=_into(out, f"Sweep over {setting}", SWEEP_CAPTION),
+        )
 
 
 def _series_colour(series: str, palette: dict[str, str]) -> str:

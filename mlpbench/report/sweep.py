@@ -179,8 +179,8 @@ def build_sweep(
 ) -> SweepSection | None:
     """The sweep section of a task, or None when the task has no grid.
 
-    `draw(setting, points, positions, numeric, series, panels) -> Figure | None` draws one setting's
-    figure (None: tables only).
+    `draw(setting, points, positions, numeric, series, panels, out)` draws one setting's figure into the
+    list `out` (the section's figures; drawn by the time the report's painter closes). None: tables only.
     """
     swept = applicable(runs, swept_settings(runs, config))
     if not swept:
@@ -207,9 +207,7 @@ def build_sweep(
         positions = dict(zip(values, numbers or range(len(values)), strict=True))
         series = list(dict.fromkeys(points["series"]))
         panels = list(dict.fromkeys(points["panel"]))
-        figure = draw(setting, points, positions, numbers is not None, series, panels)
-        if figure is not None:
-            section.figures.append(figure)
+        draw(setting, points, positions, numbers is not None, series, panels, section.figures)
     return section
 
 

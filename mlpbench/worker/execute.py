@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -75,11 +76,48 @@ def _iqr(values: list[float]) -> float | None:
     return float(q75 - q25)
 
 
+ONE_CALL_BYTES = 32 * 2**20  # largest activation of one evaluation call that merges training and validation sets
+
+
+@dataclass(frozen=True)
+class EvalData:
+    """The training and validation sets as the per-epoch evaluation predicts them.
+
+    Small sets go to the backend in one `predict` call (their rows stacked once per job): on the
+    default tasks a call's fixed cost (a framework's dispatch, Keras' `predict_on_batch`) is most of
+    an evaluation. Large ones stay two calls, so evaluating never holds more activations than
+    predicting the training set did. Predictions are row by row either way (a model in evaluation
+    mode), so the curve's values are those of two calls.
+    """
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_both: np.ndarray | None  # X_train stacked on X_val, or None for two calls
+
+    @classmethod
+    def of(
+        cls, spec: ModelSpec, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray
+    ) -> EvalData:
+        rows = len(X_train) + len(X_val)
+        widest = max([X_train.shape[1], *spec.hidden, 1])
+        small = rows * widest * X_train.dtype.itemsize <= ONE_CALL_BYTES
+        return cls(X_train, y_train, X_val, y_val, np.concatenate([X_train, X_val]) if small else None)
+
+    def predict(self, backend: Backend) -> tuple[np.ndarray, np.ndarray]:
+        """The backend's predictions on the training and on the validation set."""
+        if self.X_both is None:
+            return backend.predict(self.X_train), backend.predict(self.X_val)
+        p = np.asarray(backend.predict(self.X_both))
+        return p[: len(self.X_train)], p[len(self.X_train) :]
+
+
 def evaluate_epoch(
     backend: Backend,
     task: Task,
     spec: ModelSpec,
-    data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    data: EvalData,
     epoch: int,
     took: float | None,
     elapsed: float | None,
@@ -87,8 +125,8 @@ def evaluate_epoch(
 ) -> dict[str, Any]:
     """One point of the curve: losses and validation metrics computed by the core from predictions (untimed)."""
     t_eval = time.perf_counter()
-    X_train, y_train, X_val, y_val = data
-    p_train, p_val = backend.predict(X_train), backend.predict(X_val)
+    y_train, y_val = data.y_train, data.y_val
+    p_train, p_val = data.predict(backend)
     point = {
         "epoch": epoch,
         "epoch_time_s": took,
@@ -112,7 +150,7 @@ def _whole_call_curve(
     backend: Backend,
     task: Task,
     spec: ModelSpec,
-    data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    data: EvalData,
     fit: NativeFit,
     epoch_times: list[float],
     record: dict[str, Any],
@@ -166,6 +204,7 @@ def execute(
     y_train, y_val, y_test = split.y_train, split.y_val, split.y_test
     if task.kind == "regression":
         y_train, y_val, y_test = (np.ascontiguousarray(a, dtype=dt) for a in (y_train, y_val, y_test))
+    eval_data = EvalData.of(spec, X_train, y_train, X_val, y_val)
     record.update(
         n_train=len(X_train),
         n_val=len(X_val),
@@ -215,9 +254,7 @@ def execute(
                     if running is not None:
                         _finite("training loss", running)
                     stage = "predict"
-                    point = evaluate_epoch(
-                        backend, task, spec, (X_train, y_train, X_val, y_val), epoch, took, elapsed, running
-                    )
+                    point = evaluate_epoch(backend, task, spec, eval_data, epoch, took, elapsed, running)
                     record["curve"].append(point)
                     if record.get("time_to_target_s") is None and metrics.reached(
                         task.target_metric, point[target_metric], task.target
@@ -263,9 +300,7 @@ def execute(
                             "needs epoch_end: declare the framework's own in native_early_stopping"
                         )
                     stage = "predict"
-                    whole_call = _whole_call_curve(
-                        backend, task, spec, (X_train, y_train, X_val, y_val), fit, epoch_times, record
-                    )
+                    whole_call = _whole_call_curve(backend, task, spec, eval_data, fit, epoch_times, record)
                     elapsed = whole_call.train_time_s
                     emit(
                         {
@@ -319,9 +354,7 @@ def execute(
                         _finite("training loss", running)
                     # Evaluation is not timed: the core computes every loss and metric from predictions.
                     stage = "predict"
-                    point = evaluate_epoch(
-                        backend, task, spec, (X_train, y_train, X_val, y_val), epoch + 1, took, elapsed, running
-                    )
+                    point = evaluate_epoch(backend, task, spec, eval_data, epoch + 1, took, elapsed, running)
                     record["curve"].append(point)
                     if record.get("time_to_target_s") is None and metrics.reached(
                         task.target_metric, point[target_metric], task.target
