@@ -20,10 +20,13 @@ class StoreWriteError(OSError):
 
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write a derived file (text as UTF-8) under a temporary name and rename it: no reader sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per process: writers never collide
     try:
-        tmp.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+        tmp.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))  # umask permissions
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise StoreWriteError(path, exc) from exc
+    except BaseException:  # an interrupt halfway: no temporary file left behind
+        tmp.unlink(missing_ok=True)
+        raise

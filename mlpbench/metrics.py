@@ -17,10 +17,13 @@ def accuracy(y: np.ndarray, proba: np.ndarray) -> float:
     return float(np.mean(_labels(proba) == np.asarray(y)))
 
 
-def _per_class(y: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _per_class(
+    y: np.ndarray, proba: np.ndarray, pred: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True positives, predicted and actual counts of the classes present; `pred`: the labels, if known."""
     y = np.asarray(y)
     n_classes = proba.shape[1]
-    pred = _labels(proba)
+    pred = _labels(proba) if pred is None else pred
     tp = np.bincount(y[pred == y], minlength=n_classes).astype(float)
     predicted = np.bincount(pred, minlength=n_classes).astype(float)
     actual = np.bincount(y, minlength=n_classes).astype(float)
@@ -33,22 +36,39 @@ def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(a, b, out=np.zeros_like(a), where=b > 0)
 
 
+def _macro(numerator: np.ndarray, denominator: np.ndarray) -> float:
+    return float(np.mean(_safe_div(numerator, denominator)))
+
+
 def precision(y: np.ndarray, proba: np.ndarray) -> float:
     """Macro-averaged precision (a class never predicted counts as 0)."""
     tp, predicted, _ = _per_class(y, proba)
-    return float(np.mean(_safe_div(tp, predicted)))
+    return _macro(tp, predicted)
 
 
 def recall(y: np.ndarray, proba: np.ndarray) -> float:
     """Macro-averaged recall."""
     tp, _, actual = _per_class(y, proba)
-    return float(np.mean(_safe_div(tp, actual)))
+    return _macro(tp, actual)
 
 
 def f1(y: np.ndarray, proba: np.ndarray) -> float:
     """Macro-averaged F1: the mean over classes of 2·tp / (predicted + actual)."""
     tp, predicted, actual = _per_class(y, proba)
-    return float(np.mean(_safe_div(2 * tp, predicted + actual)))
+    return _macro(2 * tp, predicted + actual)
+
+
+def _classification(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """Every classification metric, the labels and class counts computed once (evaluation runs every epoch)."""
+    y, pred = np.asarray(y), _labels(proba)
+    tp, predicted, actual = _per_class(y, proba, pred)
+    return {
+        "accuracy": float(np.mean(pred == y)),
+        "precision": _macro(tp, predicted),
+        "recall": _macro(tp, actual),
+        "f1": _macro(2 * tp, predicted + actual),
+        "log_loss": log_loss(y, proba),
+    }
 
 
 def log_loss(y: np.ndarray, proba: np.ndarray) -> float:
@@ -114,6 +134,8 @@ METRICS_BY_KIND = {"binary": _CLASSIFICATION, "multiclass": _CLASSIFICATION, "re
 
 def evaluate(kind: str, y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """Every metric of a task kind, by name."""
+    if METRICS_BY_KIND[kind] == _CLASSIFICATION:
+        return _classification(y, pred)
     return {name: METRICS[name](y, pred) for name in METRICS_BY_KIND[kind]}
 
 

@@ -24,8 +24,10 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -89,11 +91,41 @@ class _Order:
     future: Future | None = None  # once submitted to the pool
 
 
+def _drawing_process(parent: int) -> None:
+    """Set up a drawing process: it outlives nothing, holds none of the run's output, leaves Ctrl-C to the run.
+
+    Its parent is the fork server, not the run, so it watches the run's pid itself: a run killed with
+    SIGKILL takes its drawing processes (and with them the fork server) along within a second. Its
+    standard output and error go to /dev/null, so a reader of the run's output (``| tee``, a test's
+    pipe) sees the end of it when the run ends; a drawing error comes back through the pool.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run ends the pool itself (no traceback from here)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    threading.Thread(target=_end_with, args=(parent,), name="mlpbench-painter-watch", daemon=True).start()
+
+
+def _end_with(parent: int) -> None:
+    """End this process once `parent` has ended (a zombie counts: its own parent may wait for our pipes first)."""
+    import psutil
+
+    try:
+        run = psutil.Process(parent)
+        while run.is_running() and run.status() != psutil.STATUS_ZOMBIE:
+            time.sleep(0.5)
+    except psutil.Error:
+        pass
+    os._exit(0)
+
+
 class Painter:
     """Draws figures (``draw(function, *args, then=...)``) and hands each result to its `then`, in order.
 
-    Use as a context manager: leaving it waits for every figure and calls the callbacks (an
-    exception raised by a drawing function is raised there, as if it had been drawn here).
+    `start` starts the pool's processes in the background (a run starts it while it plans, so that
+    it is ready when the report is drawn); `finish` waits for every figure asked for and calls the
+    callbacks in order (an exception raised by a drawing function is raised there, as if it had
+    been drawn here); `close` ends the pool. As a context manager: start, then finish and close.
     ``Painter(0)`` draws each figure at once, in this process. A pool that breaks (a worker that
     cannot start or dies) costs no figure: what it did not draw is drawn here.
     """
@@ -105,19 +137,26 @@ class Painter:
         self._starter: threading.Thread | None = None
         self._orders: list[_Order] = []
 
-    def __enter__(self) -> Painter:
-        if self.processes >= 2:
+    def start(self) -> Painter:
+        """Start the pool in the background (once; nothing for a painter that draws here)."""
+        if self.processes >= 2 and self._starter is None:
             self._starter = threading.Thread(target=self._start, name="mlpbench-painter", daemon=True)
             self._starter.start()
         return self
 
+    def wait_ready(self) -> None:
+        """Return once the pool has started (or failed to): nothing of it runs beside a measurement after this."""
+        if self._starter is not None:
+            self._starter.join()
+
     def _start(self) -> None:
-        """Start the pool's processes (the fork server's imports take a second or two) while the caller goes on."""
         pool = None
         try:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(PRELOAD)  # no effect once this process's fork server runs
-            pool = ProcessPoolExecutor(self.processes, mp_context=context)
+            pool = ProcessPoolExecutor(
+                self.processes, mp_context=context, initializer=_drawing_process, initargs=(os.getpid(),)
+            )
             for warm in [pool.submit(int) for _ in range(self.processes)]:
                 warm.result()
             self._pool = pool
@@ -152,20 +191,34 @@ class Painter:
                 pass
         return order.function(*order.args)
 
-    def __exit__(self, *exc: object) -> None:
-        if self._starter is None:
-            return
-        self._starter.join()
+    def finish(self) -> None:
+        """Wait for every figure asked for and hand each to its callback, in the order they were asked for."""
+        self.wait_ready()
         orders, self._orders = self._orders, []
-        finished = False
+        try:
+            for order in orders:
+                self._submit(order)
+            for order in orders:
+                order.then(self._result(order))
+        except BaseException:
+            for order in orders:  # the other figures are not wanted
+                if order.future is not None:
+                    order.future.cancel()
+            raise
+
+    def close(self) -> None:
+        """End the pool (after waiting for its start); the painter then draws in this process."""
+        self.wait_ready()
+        pool, self._pool, self._starter, self._orders = self._pool, None, None, []
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Painter:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
         try:
             if exc[0] is None:
-                for order in orders:
-                    self._submit(order)
-                for order in orders:
-                    order.then(self._result(order))
-                finished = True
+                self.finish()
         finally:
-            pool, self._pool, self._starter = self._pool, None, None
-            if pool is not None:  # after an error the other figures are not wanted
-                pool.shutdown(wait=True, cancel_futures=not finished)
+            self.close()

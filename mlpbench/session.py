@@ -20,6 +20,7 @@ from typing import Any
 from . import env as envmod
 from . import references
 from .experiment import EXPERIMENT_FILE, Experiment, ExperimentError
+from .painter import Painter
 from .plan import Job, make_plan
 from .references import REFERENCES_FILE
 from .registry import Registry, discover
@@ -41,12 +42,20 @@ class Outcome:
 
 
 def plan(
-    experiment: Experiment, registry: Registry | None = None, keep_broken: bool = True
+    experiment: Experiment,
+    registry: Registry | None = None,
+    keep_broken: bool = True,
+    validated: Callable[[], object] | None = None,
 ) -> tuple[Experiment, list[Job], Registry]:
-    """Resolve and validate `experiment` and make its plan, without running anything."""
+    """Resolve and validate `experiment` and make its plan, without running anything.
+
+    `validated` is called once the experiment is known to be valid, before its data is loaded.
+    """
     if registry is None:
         registry = discover(experiment.plugins)
     resolved = experiment.resolved(registry, keep_broken)
+    if validated is not None:
+        validated()
     notes: list[str] = []
     jobs = make_plan(resolved, registry, notes=notes)
     for note in notes:
@@ -72,62 +81,67 @@ def execute(
     """
     store = ResultsStore(out)
     clock = Phases()
-    if resume:
-        experiment = read_experiment(store.path)
-    with clock("plan"):
-        experiment, jobs, registry = plan(experiment, keep_broken=keep_broken)
-    if execution:  # how a run executes (timeout, executor, jobs) does not change what it computes
-        experiment = dataclasses.replace(experiment, **execution)
-        experiment.validate(registry)
-    if resume:
-        _check_same_data(store, jobs)
-    elif store.has_results() or (store.path / EXPERIMENT_FILE).exists():
-        raise ExperimentError(
-            f"{store.path} already holds results; use --resume {store.path} to continue it, or choose another --out"
-        )
-    store.create()
-    moved = store.repair() if resume else 0
-    if moved:
-        print(
-            f"warning: {moved} incomplete record(s) in {store.runs_path} (a run killed while writing) moved "
-            f"to {store.runs_path}.incomplete; those jobs run again",
-            file=sys.stderr,
-        )
-    if not resume:
-        experiment.write(store.path)
-        # The machine-readable twin of experiment.toml, with what was typed and how many jobs it made.
-        store.write_json(CONFIG_FILE, {**experiment.to_dict(), "planned_jobs": len(jobs), "argv": argv or []})
-    if not (store.path / ENV_FILE).exists():
-        with clock("environment"):
-            store.write_json(ENV_FILE, envmod.collect(experiment.threads))
-    with deferred_signals():  # from here to the last derived file, Ctrl-C cannot leave half a file
-        with clock("jobs"):
-            if experiment.executor == "dask":
-                from .dask_executor import run_on_dask
+    # The report's drawing processes start once the experiment is valid, beside the loading and
+    # fingerprinting of its data, and are ready before anything is measured: the report then does not
+    # wait a second or two for them.
+    with contextlib.closing(Painter()) as painter:
+        if resume:
+            experiment = read_experiment(store.path)
+        with clock("plan"):
+            experiment, jobs, registry = plan(experiment, keep_broken=keep_broken, validated=painter.start)
+        if execution:  # how a run executes (timeout, executor, jobs) does not change what it computes
+            experiment = dataclasses.replace(experiment, **execution)
+            experiment.validate(registry)
+        if resume:
+            _check_same_data(store, jobs)
+        elif store.has_results() or (store.path / EXPERIMENT_FILE).exists():
+            raise ExperimentError(
+                f"{store.path} already holds results; use --resume {store.path} to continue it, or choose another --out"
+            )
+        store.create()
+        moved = store.repair() if resume else 0
+        if moved:
+            print(
+                f"warning: {moved} incomplete record(s) in {store.runs_path} (a run killed while writing) moved "
+                f"to {store.runs_path}.incomplete; those jobs run again",
+                file=sys.stderr,
+            )
+        if not resume:
+            experiment.write(store.path)
+            # The machine-readable twin of experiment.toml, with what was typed and how many jobs it made.
+            store.write_json(CONFIG_FILE, {**experiment.to_dict(), "planned_jobs": len(jobs), "argv": argv or []})
+        painter.wait_ready()  # nothing of its start runs beside the measurements that follow
+        if not (store.path / ENV_FILE).exists():
+            with clock("environment"):
+                store.write_json(ENV_FILE, envmod.collect(experiment.threads))
+        with deferred_signals():  # from here to the last derived file, Ctrl-C cannot leave half a file
+            with clock("jobs"):
+                if experiment.executor == "dask":
+                    from .dask_executor import run_on_dask
 
-                records, interrupted = run_on_dask(registry, store, jobs, experiment, progress)
-            else:
-                records, interrupted = run_with_progress(
-                    registry, store, jobs, experiment.timeout_s, progress, experiment.jobs
-                )
-        outcome = Outcome(experiment, store, jobs, records, interrupted)
-        with clock("exports"):
-            export_csv(store)
-        if experiment.references and not interrupted and not (store.path / REFERENCES_FILE).exists():
-            with clock("references"):
-                store.write_json(REFERENCES_FILE, references.compute(registry, jobs))
-        try:
-            with clock("reports"):
-                if before_report is not None:
-                    before_report(store)
-                from .report import write_reports
+                    records, interrupted = run_on_dask(registry, store, jobs, experiment, progress)
+                else:
+                    records, interrupted = run_with_progress(
+                        registry, store, jobs, experiment.timeout_s, progress, experiment.jobs
+                    )
+            outcome = Outcome(experiment, store, jobs, records, interrupted)
+            with clock("exports"):
+                export_csv(store)
+            if experiment.references and not interrupted and not (store.path / REFERENCES_FILE).exists():
+                with clock("references"):
+                    store.write_json(REFERENCES_FILE, references.compute(registry, jobs))
+            try:
+                with clock("reports"):
+                    if before_report is not None:
+                        before_report(store)
+                    from .report import write_reports
 
-                write_reports(store.path)
-        except Exception as exc:  # the results are on disk; a broken report must not hide them
-            outcome.report_error = f"{type(exc).__name__}: {exc}"
-    outcome.phases = clock.breakdown(records)
-    store.write_json(TIMINGS_FILE, outcome.phases)
-    return outcome
+                    write_reports(store.path, painter)
+            except Exception as exc:  # the results are on disk; a broken report must not hide them
+                outcome.report_error = f"{type(exc).__name__}: {exc}"
+        outcome.phases = clock.breakdown(records)
+        store.write_json(TIMINGS_FILE, outcome.phases)
+        return outcome
 
 
 class Phases:

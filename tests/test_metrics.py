@@ -27,6 +27,18 @@ def test_classification_metrics_match_scikit_learn(classification) -> None:
     assert metrics.log_loss(y, proba) == pytest.approx(skm.log_loss(y, proba, labels=range(4)))
 
 
+@pytest.mark.parametrize("kind", ["binary", "multiclass"])
+def test_evaluate_gives_each_classification_metric_exactly_as_computed_alone(kind: str) -> None:
+    """The per-epoch evaluation computes the labels once; its values are those of the single-metric functions."""
+    rng = np.random.default_rng(2)
+    k = 2 if kind == "binary" else 5
+    proba = rng.dirichlet(np.ones(k), size=60)
+    y = rng.integers(0, k - 1, 60)  # one class never occurs: macro averages over present classes
+    got = metrics.evaluate(kind, y, proba)
+    assert got == {name: metrics.METRICS[name](y, proba) for name in metrics.METRICS_BY_KIND[kind]}
+    assert got["f1"] == pytest.approx(skm.f1_score(y, proba.argmax(axis=1), average="macro", zero_division=0))
+
+
 def test_regression_metrics_match_scikit_learn() -> None:
     rng = np.random.default_rng(1)
     y = rng.standard_normal((50, 2))

@@ -171,8 +171,12 @@ def _read_parity(path: Path) -> list[dict[str, Any]] | None:
     return [d for d in data if isinstance(d, dict)]
 
 
-def build(path: str | Path, figures: bool = True) -> Report:
-    """Read a results directory and compute every table; draw the figures into DIR/figures/."""
+def build(path: str | Path, figures: bool = True, painter: Painter | None = None) -> Report:
+    """Read a results directory and compute every table; draw the figures into DIR/figures/.
+
+    `painter` draws them (a run passes the one it started while planning; it stays open); without
+    one, a painter of this call's own.
+    """
     results = load_results(path)
     store = ResultsStore(path)
     records = store.records()
@@ -190,8 +194,10 @@ def build(path: str | Path, figures: bool = True) -> Report:
     palette = figs.colours(backends)
     sections, point_map = [], {}
     peaks, refs = host_peaks(records, results.env or {}), read_references(store.path)
-    # The figures are drawn while the tables are computed; they are all in place when `painter` closes.
-    with Painter(None if figures else 0) as painter:
+    # The figures are drawn while the tables are computed; they are all in place after `painter.finish`.
+    own = painter is None
+    painter = (Painter(None if figures else 0) if own else painter).start()
+    try:
         for task in tasks:
             t_runs = runs[runs["task"] == task]
             t_curves = curves[curves["task"] == task] if len(curves) else curves
@@ -240,6 +246,10 @@ def build(path: str | Path, figures: bool = True) -> Report:
                 profile.unit,
                 then=_onto(profile, "Performance profiles", PROFILE_CAPTION),
             )
+        painter.finish()
+    finally:
+        if own:
+            painter.close()
     return Report(
         path=store.path,
         results=results,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from ..files import write_atomic
+from ..painter import Painter
 from .html import render_html
 from .markdown import render_markdown
 from .model import build
@@ -12,21 +13,13 @@ from .model import build
 REPORT_MD, REPORT_HTML = "report.md", "report.html"
 
 
-def write_atomically(target: Path, text: str) -> None:
-    """Write `text` to `target` under a temporary name, then rename it: a reader never sees half a file."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # one per process: renders never collide
-    try:
-        tmp.write_text(text, encoding="utf-8")  # the usual permissions (umask), unlike a mkstemp file
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def write_reports(path: str | Path, painter: Painter | None = None) -> tuple[Path, Path]:
+    """Render DIR/report.md, DIR/report.html and DIR/figures/*.png from the stored results; return both paths.
 
-
-def write_reports(path: str | Path) -> tuple[Path, Path]:
-    """Render DIR/report.md, DIR/report.html and DIR/figures/*.png from the stored results; return both paths."""
-    report = build(path)
+    `painter` draws the figures (see `build`).
+    """
+    report = build(path, painter=painter)
     md_path, html_path = report.path / REPORT_MD, report.path / REPORT_HTML
     for target, text in ((md_path, render_markdown(report)), (html_path, render_html(report))):
-        write_atomically(target, text)
+        write_atomic(target, text)
     return md_path, html_path
