@@ -72,3 +72,22 @@ def test_out_of_range_batch_index_is_an_error_not_a_silent_clip() -> None:
     X, y = np.zeros((5, 2), dtype=np.float32), np.zeros(5, dtype=np.int64)
     with pytest.raises(IndexError, match=r"\[0, 5\)"):
         model.train_epoch(X, y, [np.array([0, 1]), np.array([4, 5])])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(32, 64), (128, 1024)])  # below and above VECTOR_MIN_ELEMENTS
+def test_relu_and_its_derivative_give_the_bits_of_the_plain_expressions(shape: tuple[int, int], dtype: str) -> None:
+    from mlpbench.backends import numpy_mlp
+
+    assert shape[0] * shape[1] != numpy_mlp.VECTOR_MIN_ELEMENTS
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal(shape).astype(dtype)
+    z[0, :4] = [-0.0, 0.0, -1e-30, 1e-30]  # signed zeros and tiny values
+    a = z.copy()
+    numpy_mlp._relu(a)
+    expected = np.maximum(z, 0.0)
+    assert a.tobytes() == expected.tobytes() and not np.signbit(a).any()
+    d = rng.standard_normal(shape).astype(dtype)
+    g, scratch = d.copy(), np.empty_like(d)
+    numpy_mlp._relu_grad(g, a, scratch)
+    assert g.tobytes() == (d * np.sign(expected)).tobytes()
