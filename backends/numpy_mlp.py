@@ -42,12 +42,12 @@ threaded step computes the same expressions as the one-thread step; the last bit
 only because BLAS rounds a product of fewer rows differently. With one thread, or on small
 networks, the step is the one-thread code, untouched.
 
-Batch normalization (``spec.batch_norm``) has a step of its own, `_forward_backward_bn`: its
-statistics sum over the batch between the layers, so it is never cut into parts (`step_parts`);
+Batch normalization (``spec.batch_norm``) adds its steps to the one-thread step: its statistics
+sum over the batch between the layers, so such a step is never cut into parts (`step_parts`);
 its gamma and beta follow the (W, b) pairs in the flat buffers, so the optimizer trains them with
 everything else, and L2 does not touch them.
 
-docs/sections/performance.md has the measurements behind these choices, and
+docs/performance/2026-11-performance-first-release.md has the measurements behind these choices, and
 docs/performance/2026-12-01-numpy-threads.md those behind the threads.
 """
 
@@ -586,16 +586,33 @@ class NumpyMLP(Backend):
         """Loss of the batch (samples `xb`, targets `tb`) and the gradient of its data term in `grads_` (no L2).
 
         With `update`, the optimizer's step follows (a step cut into parts does it inside its last part).
+
+        With batch normalization (one thread), a hidden layer is ``z = a_prev @ W + b``, then BN before
+        or after the activation f, then dropout: ``BN -> f -> dropout`` or ``f -> BN -> dropout``. BN
+        normalizes with the batch's mean and biased variance, ``gamma * (x - mean) / sqrt(var + eps) +
+        beta``; its backward pass is the standard one, ``dx = gamma / sqrt(var + eps) * (dy - (sum dy +
+        xhat * sum(dy * xhat)) / m)``. With `update` (a training step) the running statistics then move by
+        bn_momentum, the variance unbiased (PyTorch's rule), and the optimizer steps.
         """
         ws = self._workspace(len(xb))
         if ws.rows is not None:
             return self._forward_backward_in_parts(xb, tb, train, update, ws)
-        if self.bn_params_:
-            return self._forward_backward_bn(xb, tb, train, update, ws)
+        m = len(xb)
+        bn = self.spec_.batch_norm if self.bn_params_ else "none"
+        if bn != "none" and m < 2:
+            raise ValueError(
+                f"batch_norm={bn!r} needs at least 2 samples per training batch "
+                "(a batch's variance of one sample is 0): choose a batch_size that leaves no batch "
+                "of 1 sample"
+            )
         params, grads = self.params_, self.grads_
         n_layers = len(params) // 2
         acts, deltas = ws.acts, ws.deltas
         dropout = bool(self.spec_.dropout) and train
+        before, after = bn == "before", bn == "after"
+        # f' is computed from f's output; where BN or dropout overwrite it, from a copy kept here.
+        save_f = bn != "none" or dropout
+        kept = ws.f_out if bn != "none" else ws.pre
 
         # forward
         prev = xb
@@ -604,9 +621,16 @@ class NumpyMLP(Backend):
             np.dot(prev, params[2 * i], out=z)
             z += params[2 * i + 1]
             if i < n_layers - 1:
+                if before:
+                    self._bn_train(z, i, ws)
                 self._act(z)
-                if dropout:
-                    self._drop(z, ws.masks[i], ws.pre[i])
+                if save_f:
+                    np.copyto(kept[i], z)
+                if after:
+                    self._bn_train(z, i, ws)
+                if dropout:  # inverted dropout: survivors are scaled by 1/keep so predict needs no change
+                    self._draw_mask(ws.masks[i])
+                    z *= ws.masks[i]
             prev = z
 
         loss = self._loss(acts[-1], tb, ws)  # acts[-1] now holds dL/dz of the output layer
@@ -622,8 +646,14 @@ class NumpyMLP(Backend):
                 np.dot(dz, params[2 * i].T, out=d)
                 if dropout:
                     d *= ws.masks[i - 1]
-                self._act_grad(d, ws.pre[i - 1] if dropout else below, ws.scratch[i - 1])
+                if after:
+                    self._bn_backward(d, i - 1, ws)
+                self._act_grad(d, kept[i - 1] if save_f else below, ws.scratch[i - 1])
+                if before:
+                    self._bn_backward(d, i - 1, ws)
         if update:
+            if bn != "none":
+                self._update_running_stats(ws, m)
             self._apply_update()
         return loss
 
@@ -654,70 +684,6 @@ class NumpyMLP(Backend):
             self._hyper.start_step(self.step_)
         run(self._weight_gradients, [(j, xb, ws, update) for j in parts])
         self.split_steps_ += 1
-        return loss
-
-    def _forward_backward_bn(self, xb: np.ndarray, tb: np.ndarray, train: bool, update: bool, ws: _Workspace) -> float:
-        """`_forward_backward` with batch normalization on every hidden layer, on one thread.
-
-        A hidden layer is ``z = a_prev @ W + b``, then BN before or after the activation f, then
-        dropout: ``BN -> f -> dropout`` or ``f -> BN -> dropout``. BN normalizes with the batch's mean
-        and biased variance, ``gamma * (x - mean) / sqrt(var + eps) + beta``; its backward pass is the
-        standard one, ``dx = gamma / sqrt(var + eps) * (dy - (sum dy + xhat * sum(dy * xhat)) / m)``.
-        With `update` (a training step) the running statistics then move by bn_momentum, the variance
-        unbiased (PyTorch's rule), and the optimizer steps.
-        """
-        m = len(xb)
-        if m < 2:
-            raise ValueError(
-                f"batch_norm={self.spec_.batch_norm!r} needs at least 2 samples per training batch "
-                "(a batch's variance of one sample is 0): choose a batch_size that leaves no batch "
-                "of 1 sample"
-            )
-        params, grads = self.params_, self.grads_
-        n_layers = len(params) // 2
-        acts, deltas = ws.acts, ws.deltas
-        dropout = bool(self.spec_.dropout) and train
-        before = self.spec_.batch_norm == "before"
-
-        # forward
-        prev = xb
-        for i in range(n_layers):
-            z = acts[i]
-            np.dot(prev, params[2 * i], out=z)
-            z += params[2 * i + 1]
-            if i < n_layers - 1:
-                if before:
-                    self._bn_train(z, i, ws)
-                self._act(z)
-                np.copyto(ws.f_out[i], z)  # f' is computed from f's output, which BN / dropout overwrite
-                if not before:
-                    self._bn_train(z, i, ws)
-                if dropout:
-                    self._draw_mask(ws.masks[i])
-                    z *= ws.masks[i]
-            prev = z
-
-        loss = self._loss(acts[-1], tb, ws)  # acts[-1] now holds dL/dz of the output layer
-
-        # backward
-        for i in range(n_layers - 1, -1, -1):
-            dz = acts[i] if i == n_layers - 1 else deltas[i]
-            below = acts[i - 1] if i > 0 else xb
-            np.dot(below.T, dz, out=grads[2 * i])
-            np.dot(ws.ones_m, dz, out=grads[2 * i + 1])  # column sums of dz
-            if i > 0:
-                d = deltas[i - 1]
-                np.dot(dz, params[2 * i].T, out=d)
-                if dropout:
-                    d *= ws.masks[i - 1]
-                if not before:
-                    self._bn_backward(d, i - 1, ws)
-                self._act_grad(d, ws.f_out[i - 1], ws.scratch[i - 1])
-                if before:
-                    self._bn_backward(d, i - 1, ws)
-        if update:
-            self._update_running_stats(ws, m)
-            self._apply_update()
         return loss
 
     def _bn_train(self, z: np.ndarray, i: int, ws: _Workspace) -> None:
@@ -808,12 +774,6 @@ class NumpyMLP(Backend):
             np.matmul(ws.ones_m, dz[:, b_cols], out=grads[2 * i + 1][b_cols])  # column sums of dz
             if update:
                 self._update_range(blocks)
-
-    def _drop(self, a: np.ndarray, mask: np.ndarray, pre: np.ndarray) -> None:
-        """Inverted dropout on a hidden layer's output: survivors are scaled by 1/keep so predict needs no change."""
-        self._draw_mask(mask)
-        np.copyto(pre, a)  # f' is computed from the output before dropout
-        a *= mask
 
     def _draw_mask(self, mask: np.ndarray) -> None:
         """A fresh dropout mask: 1/keep with probability keep, else 0."""
