@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .workerproc import pinned_cores
+
 MAX_PROCESSES = 4  # a report has about a dozen figures: more processes would mostly wait
 # What the fork server imports before forking workers: the drawing code (matplotlib with it), and
 # the main module, so that a worker does not import it again.
@@ -42,10 +44,8 @@ PRELOAD = ["__main__", "mlpbench.report.figures", "mlpbench.report.figures_sweep
 
 
 def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    cores = pinned_cores()
+    return len(cores) if cores is not None else os.cpu_count() or 1
 
 
 def _main_importable() -> bool:
