@@ -22,7 +22,9 @@ quick: $(STAMP)
 	$(PY) run_bench.py --quick
 
 test: $(STAMP) chromium  ## set up and run the test suite
-	$(PY) -m pytest -q
+	# One pytest process per core (pytest-xdist), a test file per process so that a module's shared
+	# run (its fixture) is made once; most tests wait on the worker subprocesses they start.
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 # Headless Chromium for the report's real-browser test; the test skips with a reason where it cannot be had.
 chromium:
