@@ -23,6 +23,7 @@ from .task import Split, Task
 
 if TYPE_CHECKING:
     from .experiment import Experiment
+    from .worker.splits import SplitCache
 
 
 @dataclass
@@ -76,7 +77,11 @@ def data_fingerprint(split: Split) -> str:
 
 
 def make_plan(
-    experiment: Experiment, registry: Registry, fingerprints: bool = True, notes: list[str] | None = None
+    experiment: Experiment,
+    registry: Registry,
+    fingerprints: bool = True,
+    notes: list[str] | None = None,
+    splits: SplitCache | None = None,
 ) -> list[Job]:
     """Every job of `experiment` (already validated), in the order they run.
 
@@ -84,6 +89,8 @@ def make_plan(
     makes no valid spec or task. With `fingerprints`, each task's split is loaded once per seed
     to fingerprint its data (a task that cannot be loaded gets None; its jobs record why), and
     what the data shows about the plan (a batch larger than the training set) goes to `notes`.
+    The splits loaded for that are shared into `splits`, the run's split cache, so that the run
+    does not load them a second time for its workers.
     """
     from .experiment import ExperimentError, grid_key_kind, spec_value
 
@@ -144,7 +151,7 @@ def make_plan(
                             raise ExperimentError(f"grid point {_point_text(point)}: {exc}") from None
                 for mode in experiment.modes:
                     for seed in experiment.seeds:
-                        fp, n_train = _fingerprint(task, seed, prints) if fingerprints else (None, None)
+                        fp, n_train = _fingerprint(task, seed, prints, splits) if fingerprints else (None, None)
                         if notes is not None and n_train is not None and spec.batch_size > n_train:
                             note = (
                                 f"task {task_name}{' at ' + _point_text(point) if point else ''}: batch_size "
@@ -172,7 +179,7 @@ def make_plan(
 
 
 def _fingerprint(
-    task: Task, seed: int, cache: dict[str, tuple[str | None, int | None]]
+    task: Task, seed: int, cache: dict[str, tuple[str | None, int | None]], splits: SplitCache | None = None
 ) -> tuple[str | None, int | None]:
     """The data fingerprint of a task's split for `seed` and its training-set size (None, None: not loadable)."""
     key = json.dumps([task.name, task.config, seed], sort_keys=True, default=str)
@@ -181,7 +188,8 @@ def _fingerprint(
             if task.unavailable():
                 cache[key] = (None, None)
             else:
-                split = task.load(seed)
+                shared = splits.share(task, seed) if splits is not None and task.share_split else None
+                split = task.load(seed) if shared is None else shared
                 cache[key] = (data_fingerprint(split), len(split.X_train))
         except Exception:  # noqa: BLE001 - the worker loads it again and records the error with the job
             cache[key] = (None, None)

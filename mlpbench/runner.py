@@ -56,6 +56,7 @@ class Runner:
     timeout_s: float = DEFAULT_TIMEOUT_S
     jobs: int = 1  # workers at once
     on_event: Callback = field(default=lambda kind, data: None)  # progress display hooks
+    split_dir: str | None = None  # the run's split cache (see worker.SplitCache); None: a directory of its own
     records: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -67,14 +68,15 @@ class Runner:
         threads = max((j.threads for j in pending), default=1)
         slots = core_sets(self.jobs, threads)
         # Workers share the run's data splits through this directory (see worker.SplitCache).
-        split_cache = tempfile.TemporaryDirectory(prefix="mlpbench-splits-")
+        own = tempfile.TemporaryDirectory(prefix="mlpbench-splits-") if self.split_dir is None else None
+        split_dir = self.split_dir if own is None else own.name
         units = UnitRunner(
             self.registry,
             self.timeout_s,
             self.store.path / "logs",
             self._finish,
             self._event,
-            {SPLIT_CACHE_ENV: split_cache.name},
+            {SPLIT_CACHE_ENV: split_dir},
         )
         stopped: list[str] = []
 
@@ -86,7 +88,7 @@ class Runner:
 
         previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            self._share_splits(units, pending, split_cache.name)
+            self._share_splits(units, pending, split_dir)
             work: queue.Queue[list[Job]] = queue.Queue()
             for part in group_units(pending, len(slots)):
                 work.put(part)
@@ -120,7 +122,8 @@ class Runner:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            split_cache.cleanup()
+            if own is not None:
+                own.cleanup()
         if stopped:
             raise Interrupted(stopped[0])
         return self.records
@@ -138,7 +141,8 @@ class Runner:
 
     def _share_splits(self, units: UnitRunner, jobs: list[Job], directory: str) -> None:
         """Build every split the plan needs once, here, so that no backend's worker pays for
-        loading data (time or memory) and every backend trains on the very same arrays."""
+        loading data (time or memory) and every backend trains on the very same arrays.
+        Splits the plan already shared into the directory are not built again."""
         cache = SplitCache(directory)
         seen = set()
         for job in jobs:
@@ -161,13 +165,21 @@ def run_with_progress(
     timeout_s: float,
     show_progress: bool = True,
     concurrency: int = 1,
+    split_dir: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Run `jobs` with the live progress display; return the new records and the signal that
     interrupted the run (None when it finished)."""
     from .progress import Progress
 
     progress = Progress(enabled=show_progress)
-    runner = Runner(registry=registry, store=store, timeout_s=timeout_s, jobs=concurrency, on_event=progress.event)
+    runner = Runner(
+        registry=registry,
+        store=store,
+        timeout_s=timeout_s,
+        jobs=concurrency,
+        on_event=progress.event,
+        split_dir=split_dir,
+    )
     with progress:
         try:
             runner.run(jobs)

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from .references import REFERENCES_FILE
 from .registry import Registry, discover
 from .runner import run_with_progress
 from .store import CONFIG_FILE, ENV_FILE, TIMINGS_FILE, Results, ResultsStore, export_csv, load_results
+from .worker import SplitCache
 
 
 @dataclass
@@ -46,10 +48,12 @@ def plan(
     registry: Registry | None = None,
     keep_broken: bool = True,
     validated: Callable[[], object] | None = None,
+    splits: SplitCache | None = None,
 ) -> tuple[Experiment, list[Job], Registry]:
     """Resolve and validate `experiment` and make its plan, without running anything.
 
-    `validated` is called once the experiment is known to be valid, before its data is loaded.
+    `validated` is called once the experiment is known to be valid, before its data is loaded;
+    the splits loaded for the plan are shared into `splits` (see `plan.make_plan`).
     """
     if registry is None:
         registry = discover(experiment.plugins)
@@ -57,7 +61,7 @@ def plan(
     if validated is not None:
         validated()
     notes: list[str] = []
-    jobs = make_plan(resolved, registry, notes=notes)
+    jobs = make_plan(resolved, registry, notes=notes, splits=splits)
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
     return resolved, jobs, registry
@@ -83,12 +87,15 @@ def execute(
     clock = Phases()
     # The report's drawing processes start once the experiment is valid, beside the loading and
     # fingerprinting of its data, and are ready before anything is measured: the report then does not
-    # wait a second or two for them.
-    with contextlib.closing(Painter()) as painter:
+    # wait a second or two for them. The splits the plan loads stay in the run's split cache for its
+    # local workers, so nothing loads them twice.
+    with contextlib.closing(Painter()) as painter, tempfile.TemporaryDirectory(prefix="mlpbench-splits-") as split_dir:
         if resume:
             experiment = read_experiment(store.path)
         with clock("plan"):
-            experiment, jobs, registry = plan(experiment, keep_broken=keep_broken, validated=painter.start)
+            experiment, jobs, registry = plan(
+                experiment, keep_broken=keep_broken, validated=painter.start, splits=SplitCache(split_dir)
+            )
         if execution:  # how a run executes (timeout, executor, jobs) does not change what it computes
             experiment = dataclasses.replace(experiment, **execution)
             experiment.validate(registry)
@@ -122,7 +129,7 @@ def execute(
                     records, interrupted = run_on_dask(registry, store, jobs, experiment, progress)
                 else:
                     records, interrupted = run_with_progress(
-                        registry, store, jobs, experiment.timeout_s, progress, experiment.jobs
+                        registry, store, jobs, experiment.timeout_s, progress, experiment.jobs, split_dir
                     )
             outcome = Outcome(experiment, store, jobs, records, interrupted)
             with clock("exports"):

@@ -22,6 +22,9 @@ BATCH_NORMS = ("none", "before", "after")
 LEAKY_RELU_SLOPE = 0.01
 #: alpha of elu (x < 0 -> alpha * (exp(x) - 1)), the default of every framework.
 ELU_ALPHA = 1.0
+#: With ``eval_every = 0`` ("auto"), a curve keeps at most about this many evaluated epochs: a long run
+#: of a cheap model otherwise spends more time evaluating between epochs than training.
+AUTO_CURVE_POINTS = 100
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class ModelSpec:
     patience: int = 0  # early stopping on the validation loss, owned by the runner; 0 = off
     min_delta: float = 0.0  # an epoch improves when val_loss < best - min_delta
     restore_best: bool = True  # with early stopping, test metrics are those of the best epoch's weights
+    eval_every: int = (
+        0  # the runner evaluates every N epochs, the first and last always; 0 = auto (see evaluation_interval)
+    )
     extra: dict = field(default_factory=dict, compare=False, hash=False)  # free-form notes
 
     def __post_init__(self) -> None:
@@ -69,6 +75,12 @@ class ModelSpec:
         _check_int(self, "batch_size", minimum=1)
         _check_int(self, "epochs", minimum=1)
         _check_int(self, "patience", minimum=0)
+        _check_int(self, "eval_every", minimum=0)
+        if self.patience and self.eval_every > 1:
+            raise ValueError(
+                f"ModelSpec.eval_every = {self.eval_every}: early stopping (patience={self.patience}) reads the "
+                "validation loss after every epoch; use eval_every=1 or auto with patience"
+            )
         _check_range(self, "min_delta", 0.0, None)
         if not isinstance(self.restore_best, bool):
             raise ValueError(f"ModelSpec.restore_best = {self.restore_best!r}: must be true or false")
@@ -111,6 +123,18 @@ class ModelSpec:
     def layer_sizes(self) -> tuple[int, ...]:
         """All layer widths, input and output included."""
         return (self.n_inputs, *self.hidden, self.n_outputs)
+
+    @property
+    def evaluation_interval(self) -> int:
+        """Every how many epochs the runner evaluates: `eval_every`, or with 0 ("auto") every epoch up to
+        AUTO_CURVE_POINTS epochs (and always with early stopping), else every ceil(epochs / AUTO_CURVE_POINTS)."""
+        if self.eval_every:
+            return self.eval_every
+        return 1 if self.patience else max(1, math.ceil(self.epochs / AUTO_CURVE_POINTS))
+
+    def evaluates(self, epoch: int) -> bool:
+        """Whether the runner evaluates after `epoch` (1-based): the first, every interval-th, and the last."""
+        return epoch == 1 or epoch == self.epochs or epoch % self.evaluation_interval == 0
 
     @property
     def init_scheme(self) -> str:
@@ -173,7 +197,9 @@ def parse_field(name: str, value: Any) -> Any:
     try:
         if name == "hidden":
             return tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip()) if text else ()
-        if name in ("n_inputs", "n_outputs", "batch_size", "epochs", "patience"):
+        if name == "eval_every" and text.lower() == "auto":
+            return 0
+        if name in ("n_inputs", "n_outputs", "batch_size", "epochs", "patience", "eval_every"):
             return int(text)
         if name in (
             "lr",

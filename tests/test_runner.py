@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -130,3 +131,35 @@ def test_bad_names_and_values_stop_before_any_work(tmp_path, capsys, argv, messa
     assert code == 2
     assert message in capsys.readouterr().err
     assert not out.exists()  # nothing was started
+
+
+COUNTED_TASK = '''
+import os
+
+from mlpbench import Split
+from mlpbench.tasks.toy import XOR
+
+
+class CountedXOR(XOR):
+    """xor that notes which process loaded it, each time it is loaded."""
+
+    name = "counted_xor"
+    references = False  # the reference models would load it once more
+
+    def load(self, seed):
+        with open(os.environ["COUNTED_LOADS"], "a") as f:
+            f.write(f"{os.getpid()} {seed}\\n")
+        return super().load(seed)
+'''
+
+
+def test_a_run_loads_each_split_once_and_its_workers_never(tmp_path, monkeypatch) -> None:
+    plugin, loads = tmp_path / "counted.py", tmp_path / "loads.txt"
+    plugin.write_text(COUNTED_TASK)
+    monkeypatch.setenv("COUNTED_LOADS", str(loads))
+    argv = ["run", "--plugin", str(plugin), "--backends", "numpy,sklearn", "--tasks", "counted_xor"]
+    code = main([*argv, "--seeds", "2", "--epochs", "2", "--out", str(tmp_path / "res"), "--no-progress"])
+    assert code == 0
+    # the plan loads each seed's split to fingerprint it; the workers of both backends read that copy
+    assert sorted(loads.read_text().splitlines()) == [f"{os.getpid()} 0", f"{os.getpid()} 1"]
+    assert len(load_results(tmp_path / "res").runs) == 4

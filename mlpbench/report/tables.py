@@ -88,9 +88,12 @@ def _target_detail(row: dict[str, Any]) -> str:
     reached, n = row.get("ttt_reached", 0), row.get("n_ok", 0)
     if row.get("timing") == WHOLE_CALL and not reached:
         return "not measured: whole-call timing"
+    every = row.get("eval_every", 1)
+    read = f"read every {every} epochs" if reached and every > 1 else ""
     if n and reached < n:
-        return f"{reached}/{n} seeds" if reached else f"not reached by {n} seed{'s' * (n > 1)}"
-    return ""
+        seeds = f"{reached}/{n} seeds" if reached else f"not reached by {n} seed{'s' * (n > 1)}"
+        return f"{seeds}, {read}" if read else seeds
+    return read
 
 
 def _fmt_loss(v: Any) -> str:
@@ -157,7 +160,8 @@ COLUMN_NOTES = [
     (
         "time to target s",
         "training time until the validation metric first met the task's target; the median over the seeds "
-        "that reached it, with how many did when not all",
+        "that reached it, with how many did when not all. It is read where the runner evaluated: after every "
+        "epoch, or every k epochs in a run of more than 100 (ModelSpec.eval_every), and then says so",
     ),
     ("predict samples/s", "test-set prediction throughput, best of 3 calls"),
     (
@@ -203,6 +207,7 @@ def _backend_row(backend: str, jobs: pd.DataFrame, curves: pd.DataFrame, metric:
     steady_ms = steady_epoch_times(c) * 1000
     values = num(ok, f"test_{metric}") if metric else pd.Series(dtype=float)
     ttt = num(ok, "time_to_target_s")
+    every = num(ok, "eval_every_epochs").dropna()
     quality = median_interval(values)
     epoch = epoch_time_interval(c, fallback=num(ok, "epoch_time_s")).scaled(1000)
     timings = ok["timing"].dropna().astype(str).unique().tolist() if "timing" in ok else []
@@ -229,6 +234,7 @@ def _backend_row(backend: str, jobs: pd.DataFrame, curves: pd.DataFrame, metric:
         "train_s": median(num(ok, "train_time_s")),
         "ttt_s": median(ttt),
         "ttt_reached": int(ttt.notna().sum()),
+        "eval_every": int(every.max()) if len(every) else 1,  # the time to target's resolution, in epochs
         "throughput": median(num(ok, "predict_throughput")),
         "peak_mb": median(num(ok, "peak_rss_mb")),
         "gflops": median(num(ok, "train_gflops")),

@@ -146,6 +146,21 @@ def evaluate_epoch(
     return point
 
 
+def unevaluated_point(
+    task: Task, epoch: int, took: float | None, elapsed: float | None, running: float | None
+) -> dict[str, Any]:
+    """A curve point of an epoch the runner did not evaluate: its times and running loss, no losses or metrics."""
+    return {
+        "epoch": epoch,
+        "epoch_time_s": took,
+        "elapsed_s": elapsed,
+        "running_loss": float(running) if running is not None else None,
+        "train_loss": None,
+        "val_loss": None,
+        **{f"val_{m}": None for m in task.metrics},
+    }
+
+
 def _whole_call_curve(
     backend: Backend,
     task: Task,
@@ -172,13 +187,36 @@ def _whole_call_curve(
     if losses and len(losses) != n:
         raise RuntimeError(f"fit_native returned {len(losses)} running losses for {n} epochs")
     running = [float(v) for v in losses] if losses else [None] * n
-    absent = {"train_loss": None, "val_loss": None, **{f"val_{m}": None for m in task.metrics}}
     for epoch in range(1, n):
-        record["curve"].append(
-            {"epoch": epoch, "epoch_time_s": None, "elapsed_s": None, "running_loss": running[epoch - 1], **absent}
-        )
+        record["curve"].append(unevaluated_point(task, epoch, None, None, running[epoch - 1]))
     record["curve"].append(evaluate_epoch(backend, task, spec, data, n, None, took, running[-1]))
     return NativeFit(timing="whole_call", train_time_s=took, epochs_run=n)
+
+
+def _epoch_point(
+    backend: Backend,
+    task: Task,
+    spec: ModelSpec,
+    data: EvalData,
+    epoch: int,
+    took: float,
+    elapsed: float,
+    running: float | None,
+    record: dict[str, Any],
+) -> dict[str, Any]:
+    """The curve point of a timed epoch, added to `record`: evaluated (untimed) on the epochs the spec
+    evaluates, and the time to target read there, so its resolution is the evaluation interval."""
+    if not spec.evaluates(epoch):
+        point = unevaluated_point(task, epoch, took, elapsed, running)
+    else:
+        point = evaluate_epoch(backend, task, spec, data, epoch, took, elapsed, running)
+        if record.get("time_to_target_s") is None and metrics.reached(
+            task.target_metric, point[f"val_{task.target_metric}"], task.target
+        ):
+            record["time_to_target_s"] = elapsed
+            record["epochs_to_target"] = epoch
+    record["curve"].append(point)
+    return point
 
 
 def execute(
@@ -212,12 +250,12 @@ def execute(
         n_parameters=spec.n_parameters(),
         target_metric=task.target_metric,
         target=task.target,
+        eval_every_epochs=spec.evaluation_interval,  # the curves' and the time to target's resolution
     )
 
     epoch_times: list[float] = []
     elapsed = cpu = 0.0
     whole_call: NativeFit | None = None  # native mode without per-epoch times: the call's time and epochs
-    target_metric = f"val_{task.target_metric}"
     stage = "build"
     cpu0 = time.process_time()
     with PeakRSS() as rss:
@@ -254,13 +292,7 @@ def execute(
                     if running is not None:
                         _finite("training loss", running)
                     stage = "predict"
-                    point = evaluate_epoch(backend, task, spec, eval_data, epoch, took, elapsed, running)
-                    record["curve"].append(point)
-                    if record.get("time_to_target_s") is None and metrics.reached(
-                        task.target_metric, point[target_metric], task.target
-                    ):
-                        record["time_to_target_s"] = elapsed
-                        record["epochs_to_target"] = epoch
+                    point = _epoch_point(backend, task, spec, eval_data, epoch, took, elapsed, running, record)
                     emit(
                         {
                             "type": "epoch",
@@ -354,13 +386,7 @@ def execute(
                         _finite("training loss", running)
                     # Evaluation is not timed: the core computes every loss and metric from predictions.
                     stage = "predict"
-                    point = evaluate_epoch(backend, task, spec, eval_data, epoch + 1, took, elapsed, running)
-                    record["curve"].append(point)
-                    if record.get("time_to_target_s") is None and metrics.reached(
-                        task.target_metric, point[target_metric], task.target
-                    ):
-                        record["time_to_target_s"] = elapsed
-                        record["epochs_to_target"] = epoch + 1
+                    point = _epoch_point(backend, task, spec, eval_data, epoch + 1, took, elapsed, running, record)
                     emit(
                         {
                             "type": "epoch",

@@ -32,12 +32,16 @@ class SplitCache:
             self._cache[key] = self._from_disk(key) or self._build(key, task, seed)
         return self._cache[key]
 
-    def share(self, task: Task, seed: int) -> None:
-        """Build the split and save it for the workers, without keeping it in memory here."""
+    def share(self, task: Task, seed: int) -> Split | None:
+        """Build the split and save it for the workers, without keeping it in memory here.
+
+        Returns the split when this call built it, None when it was already shared.
+        """
         key = self._key(task, seed)
         path = self._path(key)
         if path and not os.path.exists(path):
-            self._build(key, task, seed)
+            return self._build(key, task, seed)
+        return None
 
     @staticmethod
     def _key(task: Task, seed: int) -> str:
