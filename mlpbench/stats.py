@@ -42,6 +42,8 @@ RANDOM_STATE = 12345  # every bootstrap starts from it: the same results always 
 
 def numeric(values: pd.Series | Iterable[float]) -> pd.Series:
     """`values` as floats, with everything that is not a number (None, NaN, text) dropped."""
+    if isinstance(values, pd.Series) and values.dtype.kind == "f":
+        return values.dropna().astype(float)  # already numbers (most columns of a results table)
     values = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
     return pd.to_numeric(values, errors="coerce").astype(float).dropna()
 
