@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..painter import Painter
+from ..stats import steady_epoch_times
 from ..status import Status
 from ..store import Results, ResultsStore, load_results
 from . import early
@@ -44,7 +45,7 @@ from .modes import MODES_CAPTION, ModesSection, biggest_overhead, build_modes
 from .profile import PROFILE_CAPTION, PROFILE_FIGURE, Profile, build_profile
 from .references import ReferenceTable, read_references, reference_table
 from .sweep import SWEEP_CAPTION, SweepSection, build_sweep, sweep_figure_name
-from .tables import Column, mark_best, status_rank, task_columns, task_metric, task_rows
+from .tables import Column, mark_best, num, status_rank, task_columns, task_metric, task_rows
 
 FIGURES_DIR, PARITY_FILE = "figures", "parity.json"
 SCALING_FILE, SCALING_FIGURE = "scaling.json", "figures/scaling.png"  # written by `run_bench.py scaling`
@@ -192,22 +193,36 @@ def build(path: str | Path, figures: bool = True, painter: Painter | None = None
     from . import figures as figs  # matplotlib: imported only when a report is built
 
     palette = figs.colours(backends)
-    sections, point_map = [], {}
+    sections = []
     peaks, refs = host_peaks(records, results.env or {}), read_references(store.path)
+    parts = {task: _TaskData.of(task, runs, curves, records, backends, config) for task in tasks}
+    point_map = {task: part.settings for task, part in parts.items()}
     # The figures are drawn while the tables are computed; they are all in place after `painter.finish`.
+    # The performance profile and an ungridded task's figures need no table: they are asked for first,
+    # so that the drawing processes work while the tables are computed here.
     own = painter is None
     painter = (Painter(None if figures else 0) if own else painter).start()
     try:
-        for task in tasks:
-            t_runs = runs[runs["task"] == task]
-            t_curves = curves[curves["task"] == task] if len(curves) else curves
-            t_records = [r for r in records if r.get("task") == task]
-            t_backends = [b for b in backends if (t_runs["backend"] == b).any()]
-            metric = task_metric(t_runs)
-            loss_name = next((r["spec"].get("loss") for r in t_records if r.get("spec")), None)
+        profile = build_profile(runs, curves, backends, point_map)
+        early_figures: dict[str, list[Figure]] = {}
+        for task, part in parts.items():
+            if figures and not part.settings:
+                ctx = _FigureContext(figs, painter, task, palette, part.metric, part.loss_name, fig_dir)
+                out = early_figures[task] = []
+                ctx.task_figures(part.runs, part.curves, part.records, [], part.backends, None, out)
+        if profile is not None and figures:
+            painter.draw(
+                figs_sweep().performance_profile,
+                profile.ratios,
+                palette,
+                fig_dir / PROFILE_FIGURE,
+                profile.unit,
+                then=_onto(profile, "Performance profiles", PROFILE_CAPTION),
+            )
+        for task, part in parts.items():
+            t_runs, t_curves, t_records, t_backends = part.runs, part.curves, part.records, part.backends
+            metric, loss_name, settings = part.metric, part.loss_name, part.settings
             columns = task_columns(metric, loss_name)
-            settings = point_settings(t_runs, task, config)
-            point_map[task] = settings
             orders = {k: ordered_values(k, list(t_runs[grid_column(k)]), config) for k in settings}
             points = point_order(list(points_of(t_runs, settings)), settings, orders) if settings else None
             peak = (results.env or {}).get("matmul_gflops")
@@ -224,28 +239,20 @@ def build(path: str | Path, figures: bool = True, painter: Painter | None = None
             draw = ctx.sweep_figure if figures else None
             section.sweep = build_sweep(task, t_runs, rows, columns, settings, t_backends, metric, config, draw)
             section.glance = section.sweep.glance if section.sweep else glance(task, rows, metric)
-            if figures:
+            if task in early_figures:
+                section.figures = early_figures[task]
+            elif figures:
                 ctx.task_figures(t_runs, t_curves, t_records, rows, t_backends, settings, section.figures)
-                if section.modes is not None:
-                    painter.draw(
-                        figs_modes().modes,
-                        section.modes.pairs,
-                        palette,
-                        task,
-                        fig_dir / f"{slug(task)}-modes.png",
-                        then=_onto(section.modes, "Epoch time, native vs controlled", MODES_CAPTION),
-                    )
+            if figures and section.modes is not None:
+                painter.draw(
+                    figs_modes().modes,
+                    section.modes.pairs,
+                    palette,
+                    task,
+                    fig_dir / f"{slug(task)}-modes.png",
+                    then=_onto(section.modes, "Epoch time, native vs controlled", MODES_CAPTION),
+                )
             sections.append(section)
-        profile = build_profile(runs, curves, backends, point_map)
-        if profile is not None and figures:
-            painter.draw(
-                figs_sweep().performance_profile,
-                profile.ratios,
-                palette,
-                fig_dir / PROFILE_FIGURE,
-                profile.unit,
-                then=_onto(profile, "Performance profiles", PROFILE_CAPTION),
-            )
         painter.finish()
     finally:
         if own:
@@ -302,6 +309,41 @@ _STOPS_CAPTION = (
 
 
 @dataclass
+class _TaskData:
+    """One task's part of the results: its runs, curves and records, backends, metric, loss and grid settings."""
+
+    runs: pd.DataFrame
+    curves: pd.DataFrame
+    records: list[dict[str, Any]]
+    backends: list[str]
+    metric: str | None
+    loss_name: str | None
+    settings: list[str]
+
+    @classmethod
+    def of(
+        cls,
+        task: str,
+        runs: pd.DataFrame,
+        curves: pd.DataFrame,
+        records: list[dict[str, Any]],
+        backends: list[str],
+        config: dict[str, Any],
+    ) -> _TaskData:
+        t_runs = runs[runs["task"] == task]
+        t_records = [r for r in records if r.get("task") == task]
+        return cls(
+            runs=t_runs,
+            curves=curves[curves["task"] == task] if len(curves) else curves,
+            records=t_records,
+            backends=[b for b in backends if (t_runs["backend"] == b).any()],
+            metric=task_metric(t_runs),
+            loss_name=next((r["spec"].get("loss") for r in t_records if r.get("spec")), None),
+            settings=point_settings(t_runs, task, config),
+        )
+
+
+@dataclass
 class _FigureContext:
     """What every figure of one task needs: the drawing module, the painter, colours, names and the folder.
 
@@ -351,8 +393,14 @@ class _FigureContext:
             *(ok_curves, backends, palette, task, folder / f"{name}-time.png"),
             then=_into(out, "Validation loss against training time", _TIME_CAPTION),
         )
-        times = {r["backend"]: r["epoch_samples_ms"] / 1000 for r in rows}
-        spread = {r["backend"]: np.asarray(r["metric_values"]) for r in rows}
+        # From the runs and curves themselves (what the rows hold), so these figures need no table.
+        ok_runs = runs[runs["status"] == Status.OK]
+        times = {b: steady_epoch_times(ok_curves[ok_curves["backend"] == b]).to_numpy() for b in backends}
+        column = f"test_{metric}"
+        spread = {
+            b: num(ok_runs[ok_runs["backend"] == b], column).dropna().to_numpy() if metric else np.array([])
+            for b in backends
+        }
         draw(
             figs.speed_and_spread,
             *(times, spread, metric or "metric", palette, task, folder / f"{name}-speed.png"),
