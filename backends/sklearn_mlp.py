@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
+import math
 import re
 import time
 import warnings
@@ -104,6 +105,26 @@ def batch_loop_unsupported(version: str | None) -> str | None:
         f"(_backprop, the optimizers' update_params) loop=batch steps through (>={lo_major}.{lo_minor}, "
         f"<{hi_major}.{hi_minor}); use sklearn[loop=partial_fit], which uses public API only"
     )
+
+
+def _check_own_validation_split(spec: ModelSpec, n: int) -> None:
+    """Say plainly when scikit-learn's early stopping cannot hold out its validation split from `n` samples.
+
+    It holds out ``ceil(NATIVE_VALIDATION_FRACTION * n)`` samples, stratified for a classifier (so each
+    side needs a sample of every class); a regressor's score needs two. scikit-learn's own error names
+    only ``test_size``.
+    """
+    held = math.ceil(NATIVE_VALIDATION_FRACTION * n)  # as train_test_split rounds the test part
+    classes = 2 if spec.loss == "binary_cross_entropy" else spec.n_outputs
+    need = classes if spec.is_classifier else 2
+    if held < need or n - held < need:
+        of = f" of {classes} classes" if spec.is_classifier else ""
+        raise ValueError(
+            f"scikit-learn's early stopping (patience={spec.patience}) holds out "
+            f"{NATIVE_VALIDATION_FRACTION:.0%} of the {n} training samples ({held}), too few for its "
+            f"validation split{of}: run sklearn's native mode on this task without patience, or in controlled "
+            "mode, where the runner's early stopping uses the task's own validation set"
+        )
 
 
 class SklearnMLP(Backend):
@@ -368,6 +389,8 @@ class SklearnMLP(Backend):
         m = (MLPClassifier if spec.is_classifier else MLPRegressor)(**params)
         X = np.asarray(X, dtype=self.dtype_)
         targets = self._sk_targets(y)
+        if spec.patience:
+            _check_own_validation_split(spec, len(X))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter reached: the epochs asked for
             t0 = time.perf_counter()

@@ -215,6 +215,19 @@ def test_native_early_stopping_is_the_frameworks_own_where_it_has_one(
     assert "own 10% validation split" in sklearn_runs["backend"].native_early_stopping
 
 
+def test_sklearn_early_stopping_on_too_few_samples_says_why_and_what_to_do(registry, sklearn_runs) -> None:
+    backend, task = sklearn_runs["backend"], registry.task("xor")()
+    spec = task.spec().replace(patience=5)
+    job = {"id": "sklearn/xor/0/native", "seed": 0, "mode": "native", "spec": spec.to_dict()}
+    record = execute(backend, task, task.load(0), job)
+    assert record["status"] == "error"
+    assert (
+        "holds out 10% of the 4 training samples (1), too few for its validation split of 2 classes"
+        in (record["error"])
+    )
+    assert "without patience, or in controlled mode" in record["error"]
+
+
 # ---------------------------------------------- mode in records and exports
 def test_mode_is_in_the_records_the_runs_table_and_the_csv(tmp_path) -> None:
     out = tmp_path / "res"
