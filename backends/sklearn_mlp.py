@@ -107,6 +107,11 @@ def batch_loop_unsupported(version: str | None) -> str | None:
     )
 
 
+def _n_classes(spec: ModelSpec) -> int:
+    """The classes a classifier spec predicts: one sigmoid unit stands for two."""
+    return 2 if spec.loss == "binary_cross_entropy" else spec.n_outputs
+
+
 def _check_own_validation_split(spec: ModelSpec, n: int) -> None:
     """Say plainly when scikit-learn's early stopping cannot hold out its validation split from `n` samples.
 
@@ -115,7 +120,7 @@ def _check_own_validation_split(spec: ModelSpec, n: int) -> None:
     only ``test_size``.
     """
     held = math.ceil(NATIVE_VALIDATION_FRACTION * n)  # as train_test_split rounds the test part
-    classes = 2 if spec.loss == "binary_cross_entropy" else spec.n_outputs
+    classes = _n_classes(spec)
     need = classes if spec.is_classifier else 2
     if held < need or n - held < need:
         of = f" of {classes} classes" if spec.is_classifier else ""
@@ -231,7 +236,7 @@ class SklearnMLP(Backend):
         # The initialising call, on a dummy batch (its step is undone below).
         if spec.is_classifier:
             m = MLPClassifier(**params)
-            n_classes = 2 if spec.loss == "binary_cross_entropy" else spec.n_outputs
+            n_classes = _n_classes(spec)
             classes = np.arange(n_classes)
             m.set_params(batch_size=n_classes)
             m.partial_fit(np.zeros((n_classes, spec.n_inputs), dtype=self.dtype_), classes, classes=classes)
@@ -398,7 +403,7 @@ class SklearnMLP(Backend):
             took = time.perf_counter() - t0
         self.model_ = m
         if spec.is_classifier:
-            n_classes = 2 if spec.loss == "binary_cross_entropy" else spec.n_outputs
+            n_classes = _n_classes(spec)
             if len(m.classes_) != n_classes:
                 raise ValueError(
                     f"the training set has {len(m.classes_)} classes, the spec {n_classes}: "

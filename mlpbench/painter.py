@@ -8,7 +8,7 @@ drawn figure by figure, byte for byte.
 
 The processes come from multiprocessing's fork server, a fresh interpreter that has imported
 matplotlib and the figure modules once, and forks a worker per process from there: cheap to
-start (it starts while the report's tables are computed), and safe in a parent that runs
+start (a run starts it while it plans), and safe in a parent that runs
 threads of its own (forking such a parent, as JAX and TensorFlow warn, can leave the child stuck
 on a lock).
 

@@ -92,9 +92,13 @@ def execute(
     with contextlib.closing(Painter()) as painter, tempfile.TemporaryDirectory(prefix="mlpbench-splits-") as split_dir:
         if resume:
             experiment = read_experiment(store.path)
+        local = (execution or {}).get("executor", experiment.executor) != "dask"  # Dask workers load their own
         with clock("plan"):
             experiment, jobs, registry = plan(
-                experiment, keep_broken=keep_broken, validated=painter.start, splits=SplitCache(split_dir)
+                experiment,
+                keep_broken=keep_broken,
+                validated=painter.start,
+                splits=SplitCache(split_dir) if local else None,
             )
         if execution:  # how a run executes (timeout, executor, jobs) does not change what it computes
             experiment = dataclasses.replace(experiment, **execution)

@@ -63,9 +63,7 @@ class ModelSpec:
     patience: int = 0  # early stopping on the validation loss, owned by the runner; 0 = off
     min_delta: float = 0.0  # an epoch improves when val_loss < best - min_delta
     restore_best: bool = True  # with early stopping, test metrics are those of the best epoch's weights
-    eval_every: int = (
-        0  # the runner evaluates every N epochs, the first and last always; 0 = auto (see evaluation_interval)
-    )
+    eval_every: int = 0  # evaluate every N epochs (first and last always); 0 = auto, see evaluation_interval
     extra: dict = field(default_factory=dict, compare=False, hash=False)  # free-form notes
 
     def __post_init__(self) -> None:
