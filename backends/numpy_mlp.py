@@ -31,16 +31,18 @@ So with more than one thread and a step big enough to pay for the hand-offs
 (`step_parts`), the whole step, products included, is cut into one part per thread and run
 on a small pool (`_Team`), with BLAS held to one thread meanwhile: our threads each asking
 BLAS for all the cores would oversubscribe them. Only the weight gradients sum over the
-batch; the forward pass and the chain of gradients passed down are row by row. So a step
-is three hand-offs, not one per layer and pass: every layer's forward pass on one part's
-rows; the backward chain on the same rows; then one part's rows of every weight gradient,
-each followed at once by the optimizer's update of those parameters while their gradient
-is still in cache. NumPy releases the GIL inside ufunc loops and BLAS calls, so the parts
-really run at the same time. Products are cut along their output's rows or columns, never
-along the summed dimension, and element-wise work does not depend on how it is cut, so the
-threaded step computes the same expressions as the one-thread step; the last bits differ
-only because BLAS rounds a product of fewer rows differently. With one thread, or on small
-networks, the step is the one-thread code, untouched.
+batch; the forward pass, the loss and the chain of gradients passed down are row by row. So
+a step is two hand-offs, not one per layer and pass: one part's rows forward through every
+layer, the loss and back down; then one part's rows of every weight gradient, each followed
+at once by the optimizer's update of those parameters while their gradient is still in
+cache. Each hand-off costs a wake-up of the other core (0.1-0.2 ms here), which is why
+there are no more of them. NumPy releases the GIL inside ufunc loops and BLAS calls, so the
+parts really run at the same time. Products are cut along their output's rows or columns,
+never along the summed dimension, and element-wise work does not depend on how it is cut,
+so the threaded step computes the same expressions as the one-thread step; the last bits of
+the gradients differ only because BLAS rounds a product of fewer rows differently (and the
+reported loss because it is summed per part). With one thread, or on small networks, the
+step is the one-thread code, untouched.
 
 Batch normalization (``spec.batch_norm``) adds its steps to the one-thread step: its statistics
 sum over the batch between the layers, so such a step is never cut into parts (`step_parts`);
@@ -171,10 +173,12 @@ ACTIVATIONS = {
 
 
 # --------------------------------------------------------------------- losses
-# Each takes the output-layer pre-activations z (m, k), the batch targets t as a float
-# matrix (one-hot for cross_entropy, a column for binary_cross_entropy) and the
-# workspace; returns the mean per-sample loss and overwrites z with dLoss/dz.
-def _cross_entropy(z: np.ndarray, t: np.ndarray, ws: _Workspace) -> float:
+# Each takes the output-layer pre-activations z (rows of a batch of m samples, k outputs), the
+# targets t of those rows as a float matrix (one-hot for cross_entropy, a column for
+# binary_cross_entropy) and their `_LossBuffers`; returns the mean loss of those rows and
+# overwrites z with dLoss/dz of the whole batch's mean loss. A step cut into parts calls it on
+# each part's rows: every expression is row by row, and only the returned mean is per part.
+def _cross_entropy(z: np.ndarray, t: np.ndarray, ws: _LossBuffers) -> float:
     m = len(z)
     col = ws.col
     np.maximum.reduce(z, axis=1, keepdims=True, out=col)
@@ -193,7 +197,7 @@ def _cross_entropy(z: np.ndarray, t: np.ndarray, ws: _Workspace) -> float:
     return loss
 
 
-def _binary_cross_entropy(z: np.ndarray, t: np.ndarray, ws: _Workspace) -> float:
+def _binary_cross_entropy(z: np.ndarray, t: np.ndarray, ws: _LossBuffers) -> float:
     # softplus(z) - t*z, written so that exp never overflows.
     loss = float(np.mean(np.maximum(z, 0) - t * z + np.log1p(np.exp(-np.abs(z)))))
     _sigmoid(z)
@@ -202,18 +206,18 @@ def _binary_cross_entropy(z: np.ndarray, t: np.ndarray, ws: _Workspace) -> float
     return loss
 
 
-def _mse(z: np.ndarray, t: np.ndarray, ws: _Workspace) -> float:
+def _mse(z: np.ndarray, t: np.ndarray, ws: _LossBuffers) -> float:
     z -= t
     loss = float(np.vdot(z, z)) / z.size
-    np.multiply(z, 2.0 / z.size, out=z)  # a ufunc call converts a Python float faster than `z *=` does
+    np.multiply(z, 2.0 / ws.size, out=z)  # a ufunc call converts a Python float faster than `z *=` does
     return loss
 
 
-def _mae(z: np.ndarray, t: np.ndarray, ws: _Workspace) -> float:
+def _mae(z: np.ndarray, t: np.ndarray, ws: _LossBuffers) -> float:
     z -= t
     loss = float(np.mean(np.abs(z)))
     np.sign(z, out=z)
-    np.multiply(z, 1.0 / z.size, out=z)
+    np.multiply(z, 1.0 / ws.size, out=z)
     return loss
 
 
@@ -364,15 +368,14 @@ class _Team:
         self._pool = ThreadPoolExecutor(max_workers=size - 1, thread_name_prefix="numpy-mlp")
         self._blas = ThreadpoolController()
 
-    def run(self, fn: Callable[..., None], parts: Sequence[tuple[Any, ...]]) -> None:
-        """``fn(*args)`` for every args in `parts`, at the same time; returns when all have finished."""
+    def run(self, fn: Callable[..., Any], parts: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """``fn(*args)`` for every args in `parts`, at the same time; their results, once all have finished."""
         futures = [self._pool.submit(fn, *args) for args in parts[1:]]
         try:
-            fn(*parts[0])
+            first = fn(*parts[0])
         finally:
             wait(futures)  # no part may still be writing the step's arrays when this returns, even after an error
-        for future in futures:
-            future.result()  # a pool thread's exception, raised here
+        return [first] + [future.result() for future in futures]  # a pool thread's exception is raised here
 
     def one_blas_thread(self) -> AbstractContextManager[Any]:
         """BLAS held to one thread: while each of our threads runs a product, BLAS threads of its own would
@@ -381,6 +384,25 @@ class _Team:
 
 
 # ------------------------------------------------------------------ workspace
+class _LossBuffers:
+    """What a loss needs besides z and t: per-sample scratch `col`, ones to sum with, and the scale of
+    the gradient, which is always that of the whole batch's mean (`inv_m`, `size`), also for a part's rows."""
+
+    def __init__(self, m: int, k: int, dtype: np.dtype) -> None:
+        self.col = np.empty((m, 1), dtype=dtype)  # per-sample scalars (softmax shift and totals)
+        self.ones_m = np.ones(m, dtype=dtype)  # ones @ col = sum over the rows
+        self.ones_k = np.ones((k, 1), dtype=dtype)  # z @ ones = row totals
+        self.inv_m = np.array(1.0 / m, dtype=dtype)  # 0-d: see _Hyper
+        self.size = m * k  # elements of the batch's output
+
+    def rows(self, rows: slice) -> _LossBuffers:
+        """The same buffers for the batch rows `rows`: views of col and ones, the whole batch's scale."""
+        part = object.__new__(_LossBuffers)
+        part.col, part.ones_m = self.col[rows], self.ones_m[rows]
+        part.ones_k, part.inv_m, part.size = self.ones_k, self.inv_m, self.size
+        return part
+
+
 class _Workspace:
     """Every array one training step of batch size `m` needs, allocated once and reused.
 
@@ -395,11 +417,10 @@ class _Workspace:
         self.scratch = [np.empty((m, w), dtype=dtype) for w in hidden]  # activation derivatives
         self.masks = [np.empty((m, w), dtype=dtype) for w in hidden] if spec.dropout else []
         self.pre = [np.empty((m, w), dtype=dtype) for w in hidden] if spec.dropout else []  # before dropout
-        self.col = np.empty((m, 1), dtype=dtype)  # per-sample scalars (softmax shift and totals)
-        self.ones_m = np.ones(m, dtype=dtype)  # ones @ dz = bias gradient
-        self.inv_m = np.array(1.0 / m, dtype=dtype)  # 0-d: see _Hyper
-        self.ones_k = np.ones((spec.n_outputs, 1), dtype=dtype)  # z @ ones = row totals
         self.rows = _parts(m, parts) if parts > 1 else None
+        self.loss = _LossBuffers(m, spec.n_outputs, dtype)
+        self.ones_m, self.inv_m = self.loss.ones_m, self.loss.inv_m  # ones @ dz = bias gradient; 1/m
+        self.loss_parts = [self.loss.rows(r) for r in self.rows] if self.rows else []
         # batch normalization, per hidden layer: the normalized values, f's output (what f' is computed
         # from), and per unit the batch mean, biased variance, 1/sqrt(var + eps) and gamma/sqrt(var + eps)
         bn = spec.batch_norm != "none"
@@ -633,7 +654,7 @@ class NumpyMLP(Backend):
                     z *= ws.masks[i]
             prev = z
 
-        loss = self._loss(acts[-1], tb, ws)  # acts[-1] now holds dL/dz of the output layer
+        loss = self._loss(acts[-1], tb, ws.loss)  # acts[-1] now holds dL/dz of the output layer
 
         # backward
         for i in range(n_layers - 1, -1, -1):
@@ -660,25 +681,23 @@ class NumpyMLP(Backend):
     def _forward_backward_in_parts(
         self, xb: np.ndarray, tb: np.ndarray, train: bool, update: bool, ws: _Workspace
     ) -> float:
-        """`_forward_backward` cut into one part per thread of the team, in three hand-offs.
+        """`_forward_backward` cut into one part per thread of the team, in two hand-offs.
 
         Only the weight gradients sum over the batch; everything else is row by row. So a part
-        takes the forward pass of its rows through every layer, then, after the loss (on this
-        thread: n_outputs columns are little work), the backward chain of its rows through every
-        layer; only then, once every row's gradient exists, a part takes its share of every dW
-        and db, and with `update` the optimizer's step on exactly those parameters: no other part
-        reads them any more. Dropout's masks are drawn on this thread for the whole batch before
-        the forward pass, in the one-thread order, so the random stream is the same whatever the
-        thread count.
+        takes its rows through the forward pass of every layer, the loss and the backward chain
+        (`_rows_pass`); only then, once every row's gradient exists, a part takes its share of
+        every dW and db, and with `update` the optimizer's step on exactly those parameters: no
+        other part reads them any more. Dropout's masks are drawn on this thread for the whole
+        batch before the forward pass, in the one-thread order, so the random stream is the same
+        whatever the thread count.
         """
         run, parts = self._team.run, range(len(ws.rows))
         dropout = bool(self.spec_.dropout) and train
         if dropout:
             for mask in ws.masks:
                 self._draw_mask(mask)
-        run(self._forward_rows, [(j, xb, ws, dropout) for j in parts])
-        loss = self._loss(ws.acts[-1], tb, ws)  # acts[-1] now holds dL/dz of the output layer
-        run(self._backward_rows, [(j, ws, dropout) for j in parts])
+        sums = run(self._rows_pass, [(j, xb, tb, ws, dropout) for j in parts])
+        loss = sum(sums) / len(xb)  # the parts' loss sums: the batch's mean, to rounding
         if update:
             self.step_ += 1
             self._hyper.start_step(self.step_)
@@ -733,6 +752,18 @@ class NumpyMLP(Backend):
         a -= self.running_mean_[i]
         a *= self.bn_params_[2 * i] / np.sqrt(self.running_var_[i] + self._bn_eps)
         a += self.bn_params_[2 * i + 1]
+
+    def _rows_pass(self, j: int, xb: np.ndarray, tb: np.ndarray, ws: _Workspace, dropout: bool) -> float:
+        """The batch rows `ws.rows[j]` forward through every layer, through the loss and back down to the first
+        layer's dL/dz; returns the loss summed over those rows.
+
+        One hand-off for all three: the loss and the chain of gradients passed down are row by row.
+        """
+        rows = ws.rows[j]
+        self._forward_rows(j, xb, ws, dropout)
+        loss = self._loss(ws.acts[-1][rows], tb[rows], ws.loss_parts[j])  # acts[-1] now holds dL/dz there
+        self._backward_rows(j, ws, dropout)
+        return loss * (rows.stop - rows.start)
 
     def _forward_rows(self, j: int, xb: np.ndarray, ws: _Workspace, dropout: bool) -> None:
         """The forward pass of the batch rows `ws.rows[j]` through every layer."""
