@@ -36,12 +36,13 @@ if TYPE_CHECKING:
 POLL_S = 0.2
 
 
-@functools.lru_cache(maxsize=1)
-def _machine() -> dict[str, Any]:
-    """What a record says about the Dask worker's machine; the matmul peak is measured once per worker process."""
+@functools.cache
+def _machine(threads: int) -> dict[str, Any]:
+    """What a record says about the Dask worker's machine; its matmul peak with the job's thread count is
+    measured once per worker process and thread count."""
     from . import env
 
-    return {"matmul_gflops": round(env.matmul_gflops(1), 2), "cores_total": os.cpu_count()}
+    return {"matmul_gflops": round(env.matmul_gflops(threads), 2), "cores_total": os.cpu_count()}
 
 
 def run_unit_task(
@@ -70,11 +71,11 @@ def run_unit_task(
                     local.write_bytes(files[path])
                 message = {**message, "task_params": {**message["task_params"], "path": str(local)}}
             sent.append(Job(**message))
-        machine = _machine()
+        machines = {t: _machine(t) for t in sorted({job.threads for job in sent})}  # before any job runs
         done: list[str] = []
 
         def finish(job: Job, record: dict[str, Any]) -> None:
-            full = full_record(originals[job.id], {**machine, **record})
+            full = full_record(originals[job.id], {**machines[job.threads], **record})
             queue.put(full)
             done.append(job.id)
 

@@ -9,6 +9,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +121,26 @@ def matmul_gflops(threads: int, n: int = 1024, dtype: str = "float32", repeats: 
     return 2.0 * n**3 / best / 1e9
 
 
-def collect(threads: int, measure_peak: bool = True) -> dict[str, Any]:
-    """Everything env.json records about this machine and run."""
+def peak_gflops(env: dict[str, Any], threads: int | None = None) -> float | None:
+    """The matmul peak env.json measured with `threads` threads (the run's own thread count if None).
+
+    None when that thread count was not measured: a share of another thread count's peak would mislead.
+    """
+    by_threads = env.get("matmul_gflops_by_threads") or {}
+    if threads is not None and str(threads) in by_threads:
+        return float(by_threads[str(threads)])
+    if threads is None or threads == env.get("threads"):
+        peak = env.get("matmul_gflops")
+        return float(peak) if isinstance(peak, (int, float)) and not isinstance(peak, bool) else None
+    return None
+
+
+def collect(threads: int, measure_peak: bool = True, peak_threads: Iterable[int] = ()) -> dict[str, Any]:
+    """Everything env.json records about this machine and run.
+
+    The matmul peak is measured with `threads` threads and, when jobs run with other thread counts
+    (a grid over threads), with each of those too (``matmul_gflops_by_threads``).
+    """
     env: dict[str, Any] = {
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "hostname": platform.node(),
@@ -144,4 +163,9 @@ def collect(threads: int, measure_peak: bool = True) -> dict[str, Any]:
     if measure_peak:
         env["matmul_gflops"] = round(matmul_gflops(threads), 2)
         env["matmul_gflops_note"] = "float32 1024x1024 matmul, best of 5, NumPy BLAS, same thread budget as jobs"
+        counts = sorted({threads, *peak_threads})
+        if len(counts) > 1:
+            env["matmul_gflops_by_threads"] = {
+                str(t): env["matmul_gflops"] if t == threads else round(matmul_gflops(t), 2) for t in counts
+            }
     return env

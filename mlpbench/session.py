@@ -124,7 +124,7 @@ def execute(
         painter.wait_ready()  # nothing of its start runs beside the measurements that follow
         if not (store.path / ENV_FILE).exists():
             with clock("environment"):
-                store.write_json(ENV_FILE, envmod.collect(experiment.threads))
+                store.write_json(ENV_FILE, envmod.collect(experiment.threads, peak_threads={j.threads for j in jobs}))
         with deferred_signals():  # from here to the last derived file, Ctrl-C cannot leave half a file
             with clock("jobs"):
                 if experiment.executor == "dask":

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+from functools import partial
 
 import numpy as np
 import pytest
 
 from mlpbench import ModelSpec
 from mlpbench.cli import main
+from mlpbench.env import peak_gflops
 from mlpbench.experiment import load_experiment
 from mlpbench.flops import forward_flops, gflops, training_flops
 from mlpbench.plan import make_plan
+from mlpbench.report.tables import task_rows
 from mlpbench.scaling import fit_slopes, scaling_rows
+from mlpbench.store import records_to_frames
 from mlpbench.tasks.scaling import BIG_EPOCH_FLOPS, Scaling
 
 
@@ -78,7 +83,7 @@ def test_slope_of_an_exact_power_law() -> None:
         for n, f in [(10, 1e6), (100, 1e7), (1000, 1e8)]
     ]
     records.append({**records[0], "status": "error"})  # failed jobs are left out
-    rows = scaling_rows(records, peak_gflops=10.0)
+    rows = scaling_rows(records, peak_of=lambda threads: 10.0)
     assert len(rows) == 3
     assert fit_slopes(rows) == {"fake": pytest.approx(0.8)}
     assert rows[0]["gflops"] == pytest.approx(1e6 / (1e-9 * 1e6**0.8) / 1e9)
@@ -127,3 +132,41 @@ def test_scaling_command_runs_a_grid_and_writes_table_json_and_figure(tmp_path, 
     assert "data:image/png;base64," in scaling_section
     # ...and every task table gives the achieved GFLOP/s with its share of the machine's peak.
     assert "train GFLOP/s" in md and "% of peak" in md
+
+
+def test_a_sweep_over_threads_measures_the_peak_at_each_and_compares_each_job_with_its_own(tmp_path, capsys) -> None:
+    """scaling --threads 1,2: one series per backend and thread count, each share of the peak against the peak
+    measured with that job's threads (a 2-thread job against a 1-thread peak would read up to twice too high)."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs 2 cores")
+    out = tmp_path / "scaling"
+    argv = ["scaling", "--backends", "numpy", "--samples", "300", "--widths", "8,16", "--features", "6"]
+    status = main([*argv, "--threads", "1,2", "--out", str(out), "--no-progress"])
+    assert status == 0
+    printed = capsys.readouterr().out
+    env = json.loads((out / "env.json").read_text())
+    peaks = env["matmul_gflops_by_threads"]
+    assert set(peaks) == {"1", "2"} and env["threads"] == 1 and peaks["1"] == env["matmul_gflops"]
+    rows = json.loads((out / "scaling.json").read_text())
+    assert sorted((r["threads"], r["width"]) for r in rows) == [(1, 8), (1, 16), (2, 8), (2, 16)]
+    for r in rows:
+        assert r["series"] == f"numpy, {r['threads']} thread{'s' if r['threads'] == 2 else ''}"
+        assert r["peak_gflops"] == peaks[str(r["threads"])]
+        assert r["fraction_of_peak"] == pytest.approx(r["gflops"] / peaks[str(r["threads"])])
+        assert r["slope"] is not None  # fitted per series: two widths each
+    assert f"peak of this machine with 1 thread: {peaks['1']:g} GFLOP/s" in printed
+    assert f"peak of this machine with 2 threads: {peaks['2']:g} GFLOP/s" in printed
+    # The report's task table: each row's % of peak against its own thread count's peak.
+    runs, curves = records_to_frames([json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()])
+    rows = task_rows(runs, curves, ["numpy"], partial(peak_gflops, env), ["threads"], None)
+    assert {r["threads"] for r in rows} == {1, 2}
+    for r in rows:
+        assert r["gflops_pct"] == pytest.approx(100 * r["gflops"] / peaks[str(r["threads"])])
+
+
+def test_a_peak_measured_with_other_threads_is_never_used() -> None:
+    """Results without per-thread peaks (one thread count per run) give no share for another thread count."""
+    env = {"threads": 1, "matmul_gflops": 80.0}
+    assert peak_gflops(env, 1) == peak_gflops(env) == 80.0
+    assert peak_gflops(env, 2) is None
+    assert peak_gflops({**env, "matmul_gflops_by_threads": {"1": 80.0, "2": 150.0}}, 2) == 150.0

@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ..choices import parse_backend_list
+from ..env import peak_gflops
 from ..experiment import ExperimentError, load_experiment
 from ..scaling import (
     FIGURE,
@@ -106,7 +108,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         f"{','.join(map(str, QUICK_WIDTHS))}",
     )
     p.add_argument(
-        "--threads", type=positive_int, default=_PRESET.threads, help=f"threads per worker (default {_PRESET.threads})"
+        "--threads",
+        type=int_list,
+        default=[_PRESET.threads],
+        metavar="N[,N...]",
+        help=f"threads per worker (default {_PRESET.threads}); a list such as 1,2 sweeps them too, each size at "
+        "each thread count, and the matmul peak is measured at each",
     )
     p.add_argument(
         "--timeout",
@@ -129,8 +136,9 @@ def cmd(args: argparse.Namespace) -> int:
         _PRESET,
         backends=[c.label for c in parse_backend_list(args.backends)] if args.backends else None,
         task_params={TASK: {"n_features": args.features, "depth": args.depth, "batch_size": args.batch_size}},
-        grid={f"{TASK}.n_samples": samples, f"{TASK}.width": widths},
-        threads=args.threads,
+        grid={f"{TASK}.n_samples": samples, f"{TASK}.width": widths}
+        | ({"threads": list(dict.fromkeys(args.threads))} if len(set(args.threads)) > 1 else {}),
+        threads=args.threads[0],
         timeout_s=args.timeout,
         plugins=list(args.plugin),
     )
@@ -147,9 +155,9 @@ def cmd(args: argparse.Namespace) -> int:
     except (ExperimentError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
     store = outcome.store
-    peak = store.read_json(ENV_FILE).get("matmul_gflops")
-    rows = scaling_rows(store.records(), peak)
-    print_table(rows, fit_slopes(rows), peak)
+    env = store.read_json(ENV_FILE)
+    rows = scaling_rows(store.records(), partial(peak_gflops, env))
+    print_table(rows, fit_slopes(rows), env)
     if (store.path / FIGURE).exists():
         print(f"Figure: {store.path / FIGURE}")
     if outcome.report_error:
@@ -174,7 +182,7 @@ def cmd(args: argparse.Namespace) -> int:
 
 def write_scaling(store: ResultsStore) -> None:
     """scaling.json and the figure, from the records (before the report, which shows them)."""
-    rows = scaling_rows(store.records(), store.read_json(ENV_FILE).get("matmul_gflops"))
+    rows = scaling_rows(store.records(), partial(peak_gflops, store.read_json(ENV_FILE)))
     slopes = fit_slopes(rows)
-    store.write_json(SCALING_FILE, [{**r, "slope": slopes.get(r["backend"])} for r in rows])
+    store.write_json(SCALING_FILE, [{**r, "slope": slopes.get(r["series"])} for r in rows])
     draw(rows, slopes, store.path / FIGURE)

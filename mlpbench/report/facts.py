@@ -129,6 +129,10 @@ def machine_facts(report: Report) -> list[tuple[str, str]]:
     peak = (
         f"{env['matmul_gflops']:g} GFLOP/s ({env.get('matmul_gflops_note', '')})" if env.get("matmul_gflops") else DASH
     )
+    by_threads = env.get("matmul_gflops_by_threads") or {}
+    if len(by_threads) > 1:  # a sweep over threads: each job's share is against its own thread count's peak
+        shown = ", ".join(f"{v:g} GFLOP/s with {t} thread{'s' if t != '1' else ''}" for t, v in by_threads.items())
+        peak = f"{shown} ({env.get('matmul_gflops_note', '')})"
     return [
         ("CPU", f"{env.get('cpu', DASH)}, {env.get('cores', '?')} logical cores{memory}"),
         ("threads per worker", str(env.get("threads", DASH))),
@@ -186,7 +190,7 @@ def scaling_cells(row: dict[str, Any]) -> list[str]:
     """Display strings of one scaling.json entry."""
     pct = row.get("fraction_of_peak")
     return [
-        str(row.get("backend")),
+        str(row.get("series") or row.get("backend")),  # the backend, with its thread count in a sweep over threads
         f"{row.get('n_samples', 0):,}",
         str(row.get("width")),
         fmt_g((row.get("flops_per_epoch") or 0) / 1e9, 3),

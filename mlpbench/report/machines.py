@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..env import peak_gflops
 from .format import DASH, fmt_g, missing
 from .grid import HOST, value_text
 from .tables import status_counts
@@ -70,19 +71,19 @@ def placement_facts(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [("jobs at once", at_once), ("worker cores", where)]
 
 
+def host_peak(records: list[dict[str, Any]], env: dict[str, Any], host: str, threads: int | None) -> float | None:
+    """A host's matmul peak with `threads` threads: the median of its records' own (Dask workers measure
+    theirs), else env.json's when it describes that host."""
+    mine = [r.get("matmul_gflops") for r in records if r.get("host") == host and r.get("threads") == threads]
+    own = [float(v) for v in mine if _is_number(v)]
+    if own:
+        return float(np.median(own))
+    return peak_gflops(env, threads) if env.get("hostname") == host else None
+
+
 def host_peaks(records: list[dict[str, Any]], env: dict[str, Any]) -> dict[str, float | None]:
-    """Per host: the median of its records' own matmul peaks (Dask), else env.json's for the machine it names."""
-    out: dict[str, float | None] = {}
-    for host in hosts(records):
-        mine = [r.get("matmul_gflops") for r in records if r.get("host") == host]
-        own = [float(v) for v in mine if _is_number(v)]
-        if own:
-            out[host] = float(np.median(own))
-        elif env.get("hostname") == host and _is_number(env.get("matmul_gflops")):
-            out[host] = float(env["matmul_gflops"])
-        else:
-            out[host] = None
-    return out
+    """Per host, its matmul peak at the run's thread count (`host_peak`)."""
+    return {host: host_peak(records, env, host, env.get("threads")) for host in hosts(records)}
 
 
 def _is_number(v: Any) -> bool:
@@ -114,14 +115,18 @@ def machine_rows(records: list[dict[str, Any]], env: dict[str, Any]) -> list[lis
     return out
 
 
-def apply_host_peaks(rows: list[dict[str, Any]], settings: list[str], peaks: dict[str, float | None]) -> None:
-    """Each row's share of the peak against its own machine's peak (rows of a task split by host)."""
+def apply_host_peaks(
+    rows: list[dict[str, Any]], settings: list[str], records: list[dict[str, Any]], env: dict[str, Any]
+) -> None:
+    """Each row's share of the peak against its own machine's peak at its thread count (rows of a task split
+    by host)."""
     if HOST not in settings:
         return
     i = settings.index(HOST)
-    by_text = {value_text(h): p for h, p in peaks.items()}
+    by_text = {value_text(h): h for h in hosts(records)}
     for r in rows:
-        peak = by_text.get(r["point"][i])
+        host = by_text.get(r["point"][i])
+        peak = host_peak(records, env, host, r.get("threads")) if host is not None else None
         r.pop("gflops_pct", None)
         if peak and not missing(r.get("gflops")):
             r["gflops_pct"] = 100.0 * r["gflops"] / peak

@@ -15,12 +15,14 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..env import peak_gflops
 from ..painter import Painter
 from ..stats import steady_epoch_times
 from ..status import Status
@@ -40,7 +42,7 @@ from .grid import (
     swept_settings,
 )
 from .grid import column as grid_column
-from .machines import apply_host_peaks, host_peaks
+from .machines import apply_host_peaks
 from .modes import MODES_CAPTION, ModesSection, biggest_overhead, build_modes
 from .profile import PROFILE_CAPTION, PROFILE_FIGURE, Profile, build_profile
 from .references import ReferenceTable, read_references, reference_table
@@ -194,7 +196,7 @@ def build(path: str | Path, figures: bool = True, painter: Painter | None = None
 
     palette = figs.colours(backends)
     sections = []
-    peaks, refs = host_peaks(records, results.env or {}), read_references(store.path)
+    refs = read_references(store.path)
     parts = {task: _TaskData.of(task, runs, curves, records, backends, config) for task in tasks}
     point_map = {task: part.settings for task, part in parts.items()}
     # The figures are drawn while the tables are computed; they are all in place after `painter.finish`.
@@ -225,9 +227,8 @@ def build(path: str | Path, figures: bool = True, painter: Painter | None = None
             columns = task_columns(metric, loss_name)
             orders = {k: ordered_values(k, list(t_runs[grid_column(k)]), config) for k in settings}
             points = point_order(list(points_of(t_runs, settings)), settings, orders) if settings else None
-            peak = (results.env or {}).get("matmul_gflops")
-            rows = task_rows(t_runs, t_curves, t_backends, peak, settings, points)
-            apply_host_peaks(rows, settings, peaks)
+            rows = task_rows(t_runs, t_curves, t_backends, partial(peak_gflops, results.env or {}), settings, points)
+            apply_host_peaks(rows, settings, t_records, results.env or {})
             mark_best(rows, columns)
             swept = applicable(t_runs, swept_settings(t_runs, config))
             section = TaskSection(task, metric, columns, rows, setup_line(t_records, swept), settings)

@@ -244,7 +244,7 @@ def task_rows(
     runs: pd.DataFrame,
     curves: pd.DataFrame,
     backends: list[str],
-    peak_gflops: float | None = None,
+    peak_of: Callable[[int | None], float | None] | None = None,
     settings: list[str] | None = None,
     points: list[tuple[str, ...]] | None = None,
 ) -> list[dict[str, Any]]:
@@ -252,7 +252,9 @@ def task_rows(
 
     `settings` are the columns that tell the task's grid points apart (`grid.point_settings`) and
     `points` their values in display order; each row then carries ``point`` (a tuple of value texts) and
-    ``point_label``. Without settings, one row per backend, as for a run without a grid.
+    ``point_label``. Without settings, one row per backend, as for a run without a grid. `peak_of` gives
+    the machine's matmul peak for a thread count (`env.peak_gflops`): a row's share of the peak is taken
+    against the peak of its own jobs' thread count (``threads``, None if they differ).
     """
     rows = []
     metric = task_metric(runs)
@@ -268,8 +270,11 @@ def task_rows(
                 continue
             row = _backend_row(b, jobs, curves, metric)
             row["point"], row["point_label"] = point, point_label(settings, point)
-            if peak_gflops and not missing(row["gflops"]):
-                row["gflops_pct"] = 100.0 * row["gflops"] / peak_gflops
+            counts = jobs["threads"].dropna().unique() if "threads" in jobs else []
+            row["threads"] = int(counts[0]) if len(counts) == 1 else None
+            peak = peak_of(row["threads"]) if peak_of else None
+            if peak and not missing(row["gflops"]):
+                row["gflops_pct"] = 100.0 * row["gflops"] / peak
             rows.append(row)
     return rows
 
