@@ -221,3 +221,33 @@ def test_an_exception_in_a_pool_thread_reaches_the_caller_after_every_part_finis
     with pytest.raises(ValueError, match="part 1 failed"):
         team.run(part, [(0,), (1,)])
     assert finished == [0]
+
+
+def test_a_model_trained_in_parts_predicts_in_parts_with_blas_on_one_thread() -> None:
+    """No product of a split model ever runs on BLAS's own threads, which spin for ~0.1 s after each and would
+    share the cores with the next training epoch (the runner evaluates between epochs); the probabilities
+    are the one-thread model's to rounding."""
+    blas = ThreadpoolController().select(user_api="blas")
+    if not blas.lib_controllers:
+        pytest.skip("threadpoolctl finds no BLAS library to control here")
+    X, y = _problem(WIDE, 1031)  # uneven parts
+    one, two = _model(WIDE, 1), _model(WIDE, 2)
+    _train(one, X, y, epochs=1, blas_threads=1)
+    _train(two, X, y, epochs=1, blas_threads=2)
+    seen: list[int] = []
+    predict = two._predict
+
+    def spy(a: np.ndarray) -> np.ndarray:
+        seen.append(max(lib["num_threads"] for lib in ThreadpoolController().select(user_api="blas").info()))
+        return predict(a)
+
+    two._predict = spy  # type: ignore[method-assign]
+    with threadpool_limits(2, user_api="blas"):
+        p2 = two.predict(X)
+        small = two.predict(X[:3])  # fewer rows than two per thread: one part, still on one BLAS thread
+    assert seen == [1, 1, 1]
+    with threadpool_limits(1):
+        p1 = one.predict(X)
+    assert p2.shape == p1.shape == (1031, WIDE.n_outputs)
+    assert _rel(p2, p1) <= ROUNDING["float32"] and _rel(small, p1[:3]) <= ROUNDING["float32"]
+    np.testing.assert_allclose(p2.sum(axis=1), 1.0, rtol=1e-5)
