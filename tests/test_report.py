@@ -137,8 +137,10 @@ def test_header_says_what_ran_when_and_where(run_dir: Path) -> None:
     md = (run_dir / "report.md").read_text()
     page = (run_dir / "report.html").read_text()
     assert md_text(env["cpu"]) in md and html.escape(env["cpu"]) in page
+    # the peak: measured before and after the jobs, the better one shown
+    assert env["matmul_gflops"] == max(env["matmul_gflops_start"], env["matmul_gflops_end"]) > 0
     for text in (md, page):
-        assert f"{env['matmul_gflops']:g} GFLOP/s" in text
+        assert f"{env['matmul_gflops']:g} GFLOP/s" in text and "best of 5 before and a best of 5 after" in text
         assert "numpy " + env["versions"]["numpy"] in text  # the backend's library version
         assert str(env["git_commit"]).split("+")[0] in text
     assert (

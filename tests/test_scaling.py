@@ -147,6 +147,10 @@ def test_a_sweep_over_threads_measures_the_peak_at_each_and_compares_each_job_wi
     env = json.loads((out / "env.json").read_text())
     peaks = env["matmul_gflops_by_threads"]
     assert set(peaks) == {"1", "2"} and env["threads"] == 1 and peaks["1"] == env["matmul_gflops"]
+    # measured before and after the jobs, the better of the two kept
+    before, after = env["matmul_gflops_start_by_threads"], env["matmul_gflops_end_by_threads"]
+    assert peaks == {t: max(before[t], after[t]) for t in ("1", "2")}
+    assert (env["matmul_gflops_start"], env["matmul_gflops_end"]) == (before["1"], after["1"])
     rows = json.loads((out / "scaling.json").read_text())
     assert sorted((r["threads"], r["width"]) for r in rows) == [(1, 8), (1, 16), (2, 8), (2, 16)]
     for r in rows:
