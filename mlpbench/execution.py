@@ -146,6 +146,8 @@ class UnitRunner:
         try:
             ready = worker.receive(time.monotonic() + STARTUP_TIMEOUT_S)
         except WorkerDied:
+            if self.stop.is_set():  # stopped while it started (Ctrl-C): not a failure of the backend
+                raise Stopped from None
             ready = {"type": "init_error", "error": worker.death_reason()}
         if ready is None:
             ready = {"type": "init_error", "error": f"worker did not start in {STARTUP_TIMEOUT_S:.0f} s"}

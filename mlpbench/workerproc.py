@@ -76,7 +76,17 @@ class Worker:
             raise WorkerDied(str(exc)) from exc
 
     def receive(self, deadline: float) -> dict[str, Any] | None:
-        """The next message, None at the deadline; WorkerDied when the pipe closes."""
+        """The next message, None at the deadline; WorkerDied when the pipe closes.
+
+        Also WorkerDied when `stop` closed the pipe meanwhile (a Ctrl-C stops every worker from the main
+        thread while the runner's threads wait on them).
+        """
+        try:
+            return self._receive(deadline)
+        except (OSError, ValueError) as exc:  # EBADF, or "I/O operation on closed file"
+            raise WorkerDied(f"the worker's pipe was closed: {exc}") from exc
+
+    def _receive(self, deadline: float) -> dict[str, Any] | None:
         fd = self.proc.stdout.fileno()
         while b"\n" not in self._buffer:
             remaining = deadline - time.monotonic()
@@ -132,7 +142,8 @@ class Worker:
 
     def stderr_tail(self) -> str:
         """The last lines the worker wrote to stderr."""
-        self._log.flush()
+        if not self._log.closed:  # `stop` closes it
+            self._log.flush()
         try:
             lines = self.log_path.read_bytes().decode("utf-8", "replace").splitlines()
         except OSError:

@@ -12,6 +12,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -146,3 +147,23 @@ def test_a_full_disk_says_where_and_how_to_continue_and_keeps_the_store_readable
     )
     assert again.returncode == 0, again.stderr
     assert sorted(json.loads(line)["seed"] for line in (out / "runs.jsonl").read_text().splitlines()) == [0, 1]
+
+
+def test_a_worker_stopped_while_the_runner_waits_on_it_reads_as_dead_not_as_a_crash_of_the_run(tmp_path) -> None:
+    """Ctrl-C stops every worker from the main thread while a runner thread may be waiting on one (for its
+    start, say): the wait ends in WorkerDied, which the runner takes for "stopped", not in an OSError or
+    ValueError from the closed pipe, and asking why the worker died still answers (its log is closed)."""
+    from mlpbench.choices import BackendChoice
+    from mlpbench.registry import discover
+    from mlpbench.workerproc import Worker, WorkerDied
+
+    worker = Worker(BackendChoice("numpy"), discover().backend("numpy"), 1, (), tmp_path / "worker.log")
+    stopper = threading.Timer(0.2, worker.stop, kwargs={"kill": True})
+    stopper.start()
+    with pytest.raises(WorkerDied):
+        while True:  # the worker's "ready" may come first; then nothing more comes until the stop
+            assert worker.receive(time.monotonic() + 60) is not None, "the stop did not end the wait"
+    stopper.join()
+    with pytest.raises(WorkerDied):  # a wait that starts after the stop closed the pipe: the same
+        worker.receive(time.monotonic() + 5)
+    assert "worker killed by signal SIGKILL" in worker.death_reason()
