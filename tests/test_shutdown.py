@@ -153,11 +153,11 @@ def test_a_worker_stopped_while_the_runner_waits_on_it_reads_as_dead_not_as_a_cr
     """Ctrl-C stops every worker from the main thread while a runner thread may be waiting on one (for its
     start, say): the wait ends in WorkerDied, which the runner takes for "stopped", not in an OSError or
     ValueError from the closed pipe, and asking why the worker died still answers (its log is closed)."""
+    from mlpbench.backends.numpy_mlp import NumpyMLP  # not the registry: it would import every framework here
     from mlpbench.choices import BackendChoice
-    from mlpbench.registry import discover
     from mlpbench.workerproc import Worker, WorkerDied
 
-    worker = Worker(BackendChoice("numpy"), discover().backend("numpy"), 1, (), tmp_path / "worker.log")
+    worker = Worker(BackendChoice("numpy"), NumpyMLP, 1, (), tmp_path / "worker.log")
     stopper = threading.Timer(0.2, worker.stop, kwargs={"kill": True})
     stopper.start()
     with pytest.raises(WorkerDied):
