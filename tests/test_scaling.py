@@ -174,3 +174,15 @@ def test_a_peak_measured_with_other_threads_is_never_used() -> None:
     assert peak_gflops(env, 1) == peak_gflops(env) == 80.0
     assert peak_gflops(env, 2) is None
     assert peak_gflops({**env, "matmul_gflops_by_threads": {"1": 80.0, "2": 150.0}}, 2) == 150.0
+
+
+def test_more_threads_than_cores_is_refused_before_any_work_and_names_the_flag_that_allows_it(tmp_path, capsys) -> None:
+    cores = os.cpu_count() or 1
+    out = tmp_path / "scaling"
+    status = main(["scaling", "--backends", "numpy", "--quick", "--threads", f"1,{cores + 1}", "--out", str(out)])
+    assert status == 2 and not out.exists()
+    err = capsys.readouterr().err
+    assert f"{cores + 1} threads but this machine has {cores} cores" in err and "--oversubscribe" in err
+    with pytest.raises(SystemExit):
+        main(["scaling", "--help"])
+    assert "--oversubscribe" in capsys.readouterr().out  # the flag the message names exists here

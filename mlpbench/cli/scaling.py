@@ -116,6 +116,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "each thread count, and the matmul peak is measured at each",
     )
     p.add_argument(
+        "--oversubscribe",
+        action="store_true",
+        help="allow more threads than this machine has cores (timings are then not meaningful)",
+    )
+    p.add_argument(
         "--timeout",
         type=parse_duration,
         default=_PRESET.timeout_s,
@@ -139,6 +144,7 @@ def cmd(args: argparse.Namespace) -> int:
         grid={f"{TASK}.n_samples": samples, f"{TASK}.width": widths}
         | ({"threads": list(dict.fromkeys(args.threads))} if len(set(args.threads)) > 1 else {}),
         threads=args.threads[0],
+        oversubscribe=args.oversubscribe,
         timeout_s=args.timeout,
         plugins=list(args.plugin),
     )
