@@ -58,6 +58,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import Any
 
@@ -384,23 +385,30 @@ class _Team:
 
 
 # ------------------------------------------------------------------ workspace
+@dataclass(frozen=True)
 class _LossBuffers:
     """What a loss needs besides z and t: per-sample scratch `col`, ones to sum with, and the scale of
     the gradient, which is always that of the whole batch's mean (`inv_m`, `size`), also for a part's rows."""
 
-    def __init__(self, m: int, k: int, dtype: np.dtype) -> None:
-        self.col = np.empty((m, 1), dtype=dtype)  # per-sample scalars (softmax shift and totals)
-        self.ones_m = np.ones(m, dtype=dtype)  # ones @ col = sum over the rows
-        self.ones_k = np.ones((k, 1), dtype=dtype)  # z @ ones = row totals
-        self.inv_m = np.array(1.0 / m, dtype=dtype)  # 0-d: see _Hyper
-        self.size = m * k  # elements of the batch's output
+    col: np.ndarray  # (rows, 1): per-sample scalars (softmax shift and totals)
+    ones_m: np.ndarray  # (rows,): ones @ col = sum over the rows
+    ones_k: np.ndarray  # (k, 1): z @ ones = row totals
+    inv_m: np.ndarray  # 0-d 1/m of the whole batch: see _Hyper
+    size: int  # elements of the whole batch's output
+
+    @classmethod
+    def of_batch(cls, m: int, k: int, dtype: np.dtype) -> _LossBuffers:
+        return cls(
+            np.empty((m, 1), dtype=dtype),
+            np.ones(m, dtype=dtype),
+            np.ones((k, 1), dtype=dtype),
+            np.array(1.0 / m, dtype=dtype),
+            m * k,
+        )
 
     def rows(self, rows: slice) -> _LossBuffers:
         """The same buffers for the batch rows `rows`: views of col and ones, the whole batch's scale."""
-        part = object.__new__(_LossBuffers)
-        part.col, part.ones_m = self.col[rows], self.ones_m[rows]
-        part.ones_k, part.inv_m, part.size = self.ones_k, self.inv_m, self.size
-        return part
+        return replace(self, col=self.col[rows], ones_m=self.ones_m[rows])
 
 
 class _Workspace:
@@ -418,7 +426,7 @@ class _Workspace:
         self.masks = [np.empty((m, w), dtype=dtype) for w in hidden] if spec.dropout else []
         self.pre = [np.empty((m, w), dtype=dtype) for w in hidden] if spec.dropout else []  # before dropout
         self.rows = _parts(m, parts) if parts > 1 else None
-        self.loss = _LossBuffers(m, spec.n_outputs, dtype)
+        self.loss = _LossBuffers.of_batch(m, spec.n_outputs, dtype)
         self.ones_m, self.inv_m = self.loss.ones_m, self.loss.inv_m  # ones @ dz = bias gradient; 1/m
         self.loss_parts = [self.loss.rows(r) for r in self.rows] if self.rows else []
         # batch normalization, per hidden layer: the normalized values, f's output (what f' is computed

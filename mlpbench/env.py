@@ -121,6 +121,11 @@ def matmul_gflops(threads: int, n: int = 1024, dtype: str = "float32", repeats: 
     return 2.0 * n**3 / best / 1e9
 
 
+def _measure_peaks(counts: Iterable[int]) -> dict[str, float]:
+    """`matmul_gflops` at each thread count, keyed by the count as text (as env.json has them)."""
+    return {str(t): round(matmul_gflops(t), 2) for t in sorted(set(counts))}
+
+
 def peak_gflops(env: dict[str, Any], threads: int | None = None) -> float | None:
     """The matmul peak env.json measured with `threads` threads (the run's own thread count if None).
 
@@ -161,13 +166,11 @@ def collect(threads: int, measure_peak: bool = True, peak_threads: Iterable[int]
     except ImportError:
         pass
     if measure_peak:
-        env["matmul_gflops"] = round(matmul_gflops(threads), 2)
+        peaks = _measure_peaks({threads, *peak_threads})
+        env["matmul_gflops"] = peaks[str(threads)]
         env["matmul_gflops_note"] = "float32 1024x1024 matmul, best of 5, NumPy BLAS, same thread budget as jobs"
-        counts = sorted({threads, *peak_threads})
-        if len(counts) > 1:
-            env["matmul_gflops_by_threads"] = {
-                str(t): env["matmul_gflops"] if t == threads else round(matmul_gflops(t), 2) for t in counts
-            }
+        if len(peaks) > 1:
+            env["matmul_gflops_by_threads"] = peaks
     return env
 
 
@@ -184,7 +187,7 @@ def remeasure_peak(env: dict[str, Any]) -> dict[str, Any]:
     out = dict(env)
     threads = int(env.get("threads") or 1)
     by_threads = env.get("matmul_gflops_by_threads") or {str(threads): env["matmul_gflops"]}
-    end = {t: round(matmul_gflops(int(t)), 2) for t in by_threads}
+    end = _measure_peaks(int(t) for t in by_threads)
     out["matmul_gflops_start"], out["matmul_gflops_end"] = env["matmul_gflops"], end[str(threads)]
     out["matmul_gflops"] = max(env["matmul_gflops"], end[str(threads)])
     if "matmul_gflops_by_threads" in env:
