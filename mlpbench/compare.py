@@ -8,7 +8,9 @@ B / A (or, for the test metric, the difference B − A) of the medians with a bo
 a Mann–Whitney U p-value; a change is significant when p < `ALPHA` and the interval excludes no-change.
 
 Machines differ more often than code does, so every comparison carries each run's machine (env.json)
-and warns when CPU, BLAS, cores, threads, measured matmul peak or library versions differ.
+and warns when CPU, BLAS, cores, threads, measured matmul peak or library versions differ. A run whose
+jobs ran on several machines (Dask workers on more than one host) is compared host by host: the host
+joins the cell, so no group pools one machine's seeds with another's.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pandas as pd
 
 from .metrics import HIGHER_IS_BETTER
 from .report.grid import value_text
+from .report.machines import hosts
 from .stats import ALPHA, Change, compare_samples, steady_epoch_times
 from .status import Status
 from .store import CONFIG_FILE, ENV_FILE, RUNS_FILE, ResultsStore, records_to_frames
@@ -95,19 +98,28 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
-def identity(record: dict[str, Any]) -> str:
-    """The cell a job belongs to, as text: everything that determines its result except the seed.
+def identity(record: dict[str, Any], by_host: bool = False) -> str:
+    """The cell a job belongs to, as text: everything that determines its result except the seed; with
+    `by_host`, also the machine it ran on.
 
     Fields a record does not have take the value they had before they were recorded (no grid point,
     controlled mode, one thread), so runs of an older mlpbench still match their counterparts.
     """
-    values = [record.get(k) if record.get(k) is not None else _DEFAULTS.get(k) for k in IDENTITY]
+    keys = IDENTITY + (("host",) if by_host else ())
+    values = [record.get(k) if record.get(k) is not None else _DEFAULTS.get(k) for k in keys]
     return json.dumps(values, sort_keys=True, default=str)
 
 
-def describe(record: dict[str, Any]) -> dict[str, str]:
-    """How a group is named in tables: backend, task, grid point (with task parameters) and mode."""
-    point = ", ".join(f"{k}={value_text(v)}" for k, v in (record.get("grid_point") or {}).items())
+def spans_hosts(*runs: Run) -> bool:
+    """Whether any of the runs has jobs from more than one machine: then cells are told apart by host."""
+    return any(len(hosts(run.records)) > 1 for run in runs)
+
+
+def describe(record: dict[str, Any], by_host: bool = False) -> dict[str, str]:
+    """How a group is named in tables: backend, task, grid point (with task parameters, and with
+    `by_host` the host first) and mode."""
+    point = {"host": record.get("host"), **(record.get("grid_point") or {})} if by_host else record.get("grid_point")
+    point = ", ".join(f"{k}={value_text(v)}" for k, v in (point or {}).items())
     return {
         "backend": str(record.get("backend")),
         "task": str(record.get("task")),
@@ -116,9 +128,9 @@ def describe(record: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def label(record: dict[str, Any]) -> str:
-    """``numpy · digits · hidden=16`` (mode added when it is not "controlled")."""
-    d = describe(record)
+def label(record: dict[str, Any], by_host: bool = False) -> str:
+    """``numpy · digits · hidden=16`` (mode added when it is not "controlled"; `by_host`: see `describe`)."""
+    d = describe(record, by_host)
     parts = [d["backend"], d["task"]] + ([d["point"]] if d["point"] else [])
     return " · ".join(parts + ([d["mode"]] if d["mode"] not in ("", "controlled") else []))
 
@@ -145,11 +157,12 @@ class Group:
     b: list[dict[str, Any]]
     measures: list[Measure] = field(default_factory=list)
     problem: str = ""  # e.g. "no ok job in B"
+    by_host: bool = False  # the runs span machines: the host is part of the cell (`spans_hosts`)
 
     @property
     def label(self) -> str:
         """The group's one-line name."""
-        return label((self.a or self.b)[0])
+        return label((self.a or self.b)[0], self.by_host)
 
     def measure(self, name: str) -> Measure | None:
         """The measure called `name`, if the group has it."""
@@ -256,15 +269,18 @@ def _statuses(jobs: list[dict[str, Any]]) -> str:
 
 def match(a: Run, b: Run) -> tuple[list[Group], list[str], list[str]]:
     """Group both runs' jobs by cell; return the matched groups and the labels found in only one run."""
+    by_host = spans_hosts(a, b)
     cells_a: dict[str, list[dict[str, Any]]] = {}
     cells_b: dict[str, list[dict[str, Any]]] = {}
     for records, cells in ((a.records, cells_a), (b.records, cells_b)):
         for r in records:
             if r.get("task") is not None and r.get("backend") is not None:
-                cells.setdefault(identity(r), []).append(r)
-    groups = [Group(k, describe(v[0]), v, cells_b[k]) for k, v in cells_a.items() if k in cells_b]
-    only_a = [label(v[0]) + _seeds(v) for k, v in cells_a.items() if k not in cells_b]
-    only_b = [label(v[0]) + _seeds(v) for k, v in cells_b.items() if k not in cells_a]
+                cells.setdefault(identity(r, by_host), []).append(r)
+    groups = [
+        Group(k, describe(v[0], by_host), v, cells_b[k], by_host=by_host) for k, v in cells_a.items() if k in cells_b
+    ]
+    only_a = [label(v[0], by_host) + _seeds(v) for k, v in cells_a.items() if k not in cells_b]
+    only_b = [label(v[0], by_host) + _seeds(v) for k, v in cells_b.items() if k not in cells_a]
     return groups, only_a, only_b
 
 
@@ -277,10 +293,12 @@ def compare_runs(a: Run, b: Run, alpha: float = ALPHA, threshold: float = NOISE)
     """Compare run A (the baseline) with run B; CompareError when no job of one matches a job of the other."""
     groups, only_a, only_b = match(a, b)
     if not groups:
+        same = "same backend and options, task and parameters, grid point, mode, threads and spec"
+        if spans_hosts(a, b):
+            same += ", and host, as a run spans machines"
         raise CompareError(
-            f"nothing to compare: no job of {a.path} matches a job of {b.path} (same backend and options, task "
-            f"and parameters, grid point, mode, threads and spec). {a.path} has: {_summary(only_a)}; "
-            f"{b.path} has: {_summary(only_b)}"
+            f"nothing to compare: no job of {a.path} matches a job of {b.path} ({same}). {a.path} has: "
+            f"{_summary(only_a)}; {b.path} has: {_summary(only_b)}"
         )
     for g in groups:
         measure_group(g, a, b, alpha, threshold)
@@ -345,6 +363,13 @@ def machines(a: Run, b: Run) -> tuple[list[tuple[str, str, str, bool]], list[str
             f"the measured matmul peak differs by {100 * (pb / pa - 1):+.0f}% ({pa:g} → {pb:g} GFLOP/s): another "
             "machine, or the same one busier during one of the runs"
         )
+    for run in (a, b):
+        names = hosts(run.records)
+        if len(names) > 1:
+            warnings.append(
+                f"{run.name} ran on {len(names)} machines ({', '.join(names)}): its jobs are compared host by host, "
+                "and its machine above is where the run was started"
+            )
     if a.env.get("threads") != b.env.get("threads") and a.env and b.env:
         warnings.append(f"threads per worker differ ({a.env.get('threads')} vs {b.env.get('threads')})")
     va, vb = a.env.get("versions") or {}, b.env.get("versions") or {}

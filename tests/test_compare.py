@@ -16,7 +16,7 @@ import pytest
 
 from mlpbench.cli import main
 from mlpbench.compare import EPOCH, NOISE, compare_runs, identity, load_run, parse_percent
-from mlpbench.report.history import ordered
+from mlpbench.report.history import history_series, ordered
 
 TASKS = ("xor", "moons")
 
@@ -168,6 +168,46 @@ def test_different_machines_are_shown_and_warned_about(run_dir: Path, tmp_path: 
     md = (out / "compare.md").read_text(encoding="utf-8")
     assert "different machines" in md and "Other CPU 9000" in md and "matmul peak differs by +100%" in md
     assert "| CPU | " in md and "**(differs)**" in md
+
+
+def _on_two_hosts(src: Path, dst: Path, factor: float) -> Path:
+    """A run on two machines: `src`'s jobs, and a copy of each from "hostB" with epochs `factor` longer."""
+    out = _copy(src, dst)
+    records = [json.loads(line) for line in (src / "runs.jsonl").read_text().splitlines() if line.strip()]
+    other = [{**_slower(factor)(json.loads(json.dumps(r))), "id": r["id"] + "@b", "host": "hostB"} for r in records]
+    (out / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records + other))
+    return out
+
+
+def test_a_run_on_two_machines_is_compared_host_by_host(run_dir: Path, tmp_path: Path) -> None:
+    """A group never pools one machine's seeds with another's: a run that also ran on a 1.5x slower host is,
+    on the host both runs share, unchanged; and a slowdown on one host alone is found on that host alone."""
+    here = load_run(run_dir).records[0]["host"]
+    both = _on_two_hosts(run_dir, tmp_path / "both", 1.5)
+    comparison = compare_runs(load_run(run_dir), load_run(both))
+    assert len(comparison.groups) == 4 and all(f"host={here}" in g.label for g in comparison.groups)
+    assert [g.measure(EPOCH).change.estimate for g in comparison.groups] == [pytest.approx(1.0)] * 4
+    assert len(comparison.only_b) == 4 and all("host=hostB" in name for name in comparison.only_b)
+    assert any("ran on 2 machines" in w and "host by host" in w for w in comparison.warnings)
+
+    slower_b = _on_two_hosts(run_dir, tmp_path / "slower_b", 1.5 * 1.5)  # hostB 1.5x slower again
+    comparison = compare_runs(load_run(both), load_run(slower_b))
+    by_host = {host: [g for g in comparison.groups if f"host={host}" in g.label] for host in (here, "hostB")}
+    assert len(by_host[here]) == len(by_host["hostB"]) == 4 and not comparison.only_a and not comparison.only_b
+    assert {g.measure(EPOCH).verdict for g in by_host[here]} == {"no significant change"}
+    assert [g.measure(EPOCH).change.estimate for g in by_host["hostB"]] == [pytest.approx(1.5)] * 4
+    out = tmp_path / "cmp"
+    assert main(["compare", str(both), str(slower_b), "--out", str(out)]) == 0
+    md = (out / "compare.md").read_text(encoding="utf-8")
+    assert f"host={here}" in md and "host=hostB" in md
+
+    # history draws one series per host, not one series of both machines' seeds
+    series = history_series([load_run(run_dir), load_run(both)])
+    names = sorted(series["xor"][1])
+    assert names == sorted(f"{b} · host={h}" for b in ("numpy", "sklearn") for h in (here, "hostB"))
+    mine, theirs = series["xor"][1][f"numpy · host={here}"], series["xor"][1]["numpy · host=hostB"]
+    assert theirs[0] == {}  # the first run had no job on hostB
+    assert theirs[1]["epoch_ms"] == pytest.approx(1.5 * mine[1]["epoch_ms"]) and mine[1] == mine[0]
 
 
 # ---------------------------------------------------------------------------- bad input

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..compare import Run, describe, identity
+from ..compare import Run, describe, identity, spans_hosts
 from ..stats import epoch_time_interval, median_interval
 from ..status import Status
 from .facts import when
@@ -73,20 +73,21 @@ def _point(run: Run, jobs: list[dict[str, Any]], metric: str | None) -> dict[str
 
 def history_series(runs: list[Run]) -> dict[str, tuple[str, dict[str, list[dict[str, float]]]]]:
     """Per task: its metric and, per cell (backend, grid point, mode), one point per run (empty: no such job)."""
+    by_host = spans_hosts(*runs)  # a run with jobs on several machines: one series per host
     cells: dict[str, dict[str, Any]] = {}
     for run in runs:
         for r in run.records:
             if r.get("task") is not None and r.get("backend") is not None:
-                cells.setdefault(identity(r), {"record": r, "task": str(r["task"])})
+                cells.setdefault(identity(r, by_host), {"record": r, "task": str(r["task"])})
     out: dict[str, tuple[str, dict[str, list[dict[str, float]]]]] = {}
     for key, cell in cells.items():
         task = cell["task"]
-        d = describe(cell["record"])
+        d = describe(cell["record"], by_host)
         name = " · ".join(x for x in (d["backend"], d["point"], d["mode"] if d["mode"] != "controlled" else "") if x)
         metric = out[task][0] if task in out else None
         per_run = []
         for run in runs:
-            jobs = [r for r in run.records if identity(r) == key]
+            jobs = [r for r in run.records if identity(r, by_host) == key]
             metric = metric or _metric(jobs)
             per_run.append(_point(run, jobs, metric))
         series = out.setdefault(task, (metric or "metric", {}))[1]
