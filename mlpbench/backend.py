@@ -14,6 +14,7 @@ import numpy as np
 
 from .controlled import initial_weights
 from .spec import ACTIVATIONS, DTYPES, LOSSES, OPTIMIZERS, ModelSpec
+from .values import coerce
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
 #: The runner's callback after each natively trained epoch: ``epoch_end(epoch, took_s, running_loss) -> stop``.
@@ -172,7 +173,8 @@ class Backend(ABC):
             )
         merged = dict(self.options)
         for key, value in options.items():
-            merged[key] = _coerce_option(key, value, self.options[key])
+            # options typed on a command line arrive as text; an experiment file's are typed already
+            merged[key] = coerce(f"option {key}", value, self.options[key]) if isinstance(value, str) else value
         self.config = merged
         self.threads: int | None = None
 
@@ -323,20 +325,3 @@ _DIST_NAMES = {
     "sklearn": ("scikit-learn",),
     "tensorflow": ("tensorflow-cpu", "tensorflow"),
 }
-
-
-def _coerce_option(key: str, value: Any, default: Any) -> Any:
-    """Options typed on a command line arrive as text: convert to the default's type."""
-    if not isinstance(value, str) or isinstance(default, str) or default is None:
-        return value
-    if isinstance(default, bool):
-        lowered = value.lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"option {key}={value!r}: expected true or false")
-    try:
-        return type(default)(value)
-    except ValueError:
-        raise ValueError(f"option {key}={value!r}: expected {type(default).__name__}") from None

@@ -109,6 +109,14 @@ def test_bad_grid_and_setting_values_stop_before_any_work(tmp_path, capsys, argv
     assert not out.exists()
 
 
+def test_a_backend_option_that_cannot_be_converted_stops_before_any_work(tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    argv = ["run", "--backends", "torch[compile=maybe]", "--tasks", "xor", "--out", str(out), *QUICK]
+    assert main(argv) == 2
+    assert "option compile='maybe': expected true or false" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_a_task_parameter_that_cannot_be_converted_stops_before_any_work(tmp_path, capsys) -> None:
     out = tmp_path / "out"
     argv = ["run", "--backends", "numpy", "--tasks", "moons", "--task-param", "moons.noise=abc", "--out", str(out)]
