@@ -30,6 +30,7 @@ from .report.machines import hosts
 from .stats import ALPHA, Change, compare_samples, steady_epoch_times
 from .status import Status
 from .store import CONFIG_FILE, ENV_FILE, RUNS_FILE, ResultsStore, records_to_frames
+from .values import is_finite_number
 
 #: Default noise band of time and memory ratios, as asv's default factor: a change counts only when its 95%
 #: interval lies beyond ±10%. Two default-suite runs of the same code flagged 13 of 15 groups with no band,
@@ -221,7 +222,7 @@ def _values(jobs: list[dict[str, Any]], key: str) -> list[float]:
     out = []
     for r in jobs:
         v = r.get(key)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+        if is_finite_number(v):
             out.append(float(v))
     return out
 

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .values import is_finite_number
+
 # Distributions whose versions are recorded when installed (read from metadata, never imported).
 _TRACKED = (
     "numpy",
@@ -136,7 +138,7 @@ def peak_gflops(env: dict[str, Any], threads: int | None = None) -> float | None
         return float(by_threads[str(threads)])
     if threads is None or threads == env.get("threads"):
         peak = env.get("matmul_gflops")
-        return float(peak) if isinstance(peak, (int, float)) and not isinstance(peak, bool) else None
+        return float(peak) if is_finite_number(peak) else None
     return None
 
 

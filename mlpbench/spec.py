@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .values import coerce
+from .values import coerce, is_finite_number
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu")
 LOSSES = ("cross_entropy", "binary_cross_entropy", "mse", "mae")
@@ -238,7 +238,7 @@ def _check_range(
     spec: ModelSpec, name: str, low: float, high: float | None, low_open: bool = False, high_open: bool = False
 ) -> None:
     value = getattr(spec, name)
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = is_finite_number(value)
     if ok:
         ok = (value > low if low_open else value >= low) and (
             high is None or (value < high if high_open else value <= high)

@@ -9,6 +9,11 @@ TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
 
 
+def is_finite_number(value: Any) -> bool:
+    """Whether `value` is a real number with a value to compute with: an int or float, finite, not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def coerce(what: str, value: Any, default: Any) -> Any:
     """`value` converted to the type of `default`; ValueError naming `what` and the expected type.
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..env import peak_gflops
+from ..values import is_finite_number
 from .format import DASH, fmt_g, missing
 from .grid import HOST, value_text
 from .tables import status_counts
@@ -75,7 +76,7 @@ def host_peak(records: list[dict[str, Any]], env: dict[str, Any], host: str, thr
     """A host's matmul peak with `threads` threads: the median of its records' own (Dask workers measure
     theirs), else env.json's when it describes that host."""
     mine = [r.get("matmul_gflops") for r in records if r.get("host") == host and r.get("threads") == threads]
-    own = [float(v) for v in mine if _is_number(v)]
+    own = [float(v) for v in mine if is_finite_number(v)]
     if own:
         return float(np.median(own))
     return peak_gflops(env, threads) if env.get("hostname") == host else None
@@ -84,10 +85,6 @@ def host_peak(records: list[dict[str, Any]], env: dict[str, Any], host: str, thr
 def host_peaks(records: list[dict[str, Any]], env: dict[str, Any]) -> dict[str, float | None]:
     """Per host, its matmul peak at the run's thread count (`host_peak`)."""
     return {host: host_peak(records, env, host, env.get("threads")) for host in hosts(records)}
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and not missing(float(v))
 
 
 def machine_rows(records: list[dict[str, Any]], env: dict[str, Any]) -> list[list[str]]:
