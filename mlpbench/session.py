@@ -41,6 +41,11 @@ class Outcome:
     interrupted: str | None = None  # the signal's name
     report_error: str | None = None  # the reports could not be written (the results are intact)
     phases: dict[str, Any] = field(default_factory=dict)  # wall time per phase (timings.json)
+    results: Results | None = None  # the whole directory once every job is in: exports, reports and summary read it
+
+    def loaded(self) -> Results:
+        """The results directory, as the run loaded it after its jobs (or loaded now)."""
+        return self.results if self.results is not None else load_results(self.store.path)
 
 
 def plan(
@@ -142,7 +147,8 @@ def execute(
                     if (again := envmod.remeasure_peak(env)) is not env:
                         store.write_json(ENV_FILE, again)
             with clock("exports"):
-                export_csv(store)
+                outcome.results = load_results(store.path)
+                export_csv(store, outcome.results)
             if experiment.references and not interrupted and not (store.path / REFERENCES_FILE).exists():
                 with clock("references"):
                     store.write_json(REFERENCES_FILE, references.compute(registry, jobs))
@@ -152,7 +158,7 @@ def execute(
                         before_report(store)
                     from .report import write_reports
 
-                    write_reports(store.path, painter)
+                    write_reports(store.path, painter, outcome.results)
             except Exception as exc:  # the results are on disk; a broken report must not hide them
                 outcome.report_error = f"{type(exc).__name__}: {exc}"
         outcome.phases = clock.breakdown(records)
@@ -270,10 +276,10 @@ def run(experiment: Experiment, out: str | Path | None = None, progress: bool = 
             f"interrupted by {outcome.interrupted}; finished jobs are in {outcome.store.path} "
             f"(continue with mlpbench.resume({str(outcome.store.path)!r}))"
         )
-    return load_results(outcome.store.path)
+    return outcome.loaded()
 
 
 def resume(directory: str | Path, progress: bool = False) -> Results:
     """Run what is missing from the results directory `directory` (its own experiment.toml) and load it."""
     outcome = execute(Experiment(), directory, resume=True, progress=progress)
-    return load_results(outcome.store.path)
+    return outcome.loaded()

@@ -174,6 +174,7 @@ class Results:
     env: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    records: list[dict[str, Any]] = field(default_factory=list, repr=False)  # runs.jsonl as read, the tables' source
 
     def __repr__(self) -> str:
         return f"Results({self.path}: {len(self.runs)} jobs, {len(self.curves)} epochs)"
@@ -238,14 +239,16 @@ def load_results(path: str | Path) -> Results:
         raise FileNotFoundError(f"{path}: no such results directory")
     if not store.runs_path.exists():
         raise FileNotFoundError(f"{path}: not a results directory (no {RUNS_FILE})")
-    runs, curves = records_to_frames(store.records())
-    return Results(
-        runs=runs, curves=curves, env=store.read_json(ENV_FILE), config=store.read_json(CONFIG_FILE), path=store.path
-    )
+    records = store.records()
+    runs, curves = records_to_frames(records)
+    return Results(runs, curves, store.read_json(ENV_FILE), store.read_json(CONFIG_FILE), store.path, records)
 
 
-def export_csv(store: ResultsStore) -> None:
-    """Write runs.csv and curves.csv next to runs.jsonl (tidy tables for spreadsheets and pandas), atomically."""
-    runs, curves = records_to_frames(store.records())
+def export_csv(store: ResultsStore, results: Results | None = None) -> None:
+    """Write runs.csv and curves.csv next to runs.jsonl (tidy tables for spreadsheets and pandas), atomically.
+
+    `results`: the directory as already loaded (`load_results`), so that a large runs.jsonl is parsed once.
+    """
+    runs, curves = (results.runs, results.curves) if results is not None else records_to_frames(store.records())
     write_atomic(store.path / "runs.csv", runs.to_csv(index=False))
     write_atomic(store.path / "curves.csv", curves.to_csv(index=False))

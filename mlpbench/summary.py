@@ -15,7 +15,7 @@ from rich.table import Table
 from .report.grid import column, ordered_values, point_order, point_settings, points_of
 from .stats import EPOCH_MS, EPOCH_MS_LABEL, median_epoch_time_s
 from .status import Status
-from .store import CONFIG_FILE, ResultsStore, records_to_frames
+from .store import CONFIG_FILE, Results, ResultsStore, records_to_frames
 
 
 def _groups(runs: pd.DataFrame, config: dict | None) -> tuple[list[str], list[tuple[str, tuple, str, pd.DataFrame]]]:
@@ -77,9 +77,9 @@ def _fmt(value: object, digits: int = 4) -> str:
     return str(value)
 
 
-def print_summary(store: ResultsStore, console: Console | None = None) -> None:
-    """Print the summary table of a results directory."""
-    runs, curves = records_to_frames(store.records())
+def print_summary(store: ResultsStore, console: Console | None = None, results: Results | None = None) -> None:
+    """Print the summary table of a results directory (`results`: as already loaded, see `load_results`)."""
+    runs, curves = (results.runs, results.curves) if results is not None else records_to_frames(store.records())
     if runs.empty:
         return
     table = Table(title=f"mlpbench results: {store.path}", caption=EPOCH_MS_LABEL)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..report import FIGURES_DIR, write_reports
-from ..store import CONFIG_FILE, ENV_FILE, ResultsStore, export_csv
+from ..store import CONFIG_FILE, ENV_FILE, ResultsStore, export_csv, load_results
 from .common import EXIT_OK, UsageError
 
 
@@ -35,8 +35,9 @@ def cmd(args: argparse.Namespace) -> int:
         raise UsageError(f"{folder}: not a results directory (no runs.jsonl); run a benchmark first")
     if not (folder / ENV_FILE).exists() or not (folder / CONFIG_FILE).exists():
         print(f"note: {folder} has no {ENV_FILE} or {CONFIG_FILE}; the report omits what they hold", file=sys.stderr)
-    export_csv(ResultsStore(folder))  # the CSV exports are derived files too: rebuilt with the reports
-    md_path, html_path = write_reports(folder)
+    results = load_results(folder)  # runs.jsonl parsed once, for the exports and the reports
+    export_csv(ResultsStore(folder), results)  # the CSV exports are derived files too: rebuilt with the reports
+    md_path, html_path = write_reports(folder, results=results)
     n_fig = len([p for p in (folder / FIGURES_DIR).glob("*.png")]) if (folder / FIGURES_DIR).is_dir() else 0
     print(f"Report: {html_path}\n        {md_path} ({n_fig} figures in {folder / FIGURES_DIR})")
     if getattr(args, "open", False):

@@ -259,7 +259,7 @@ def cmd(args: argparse.Namespace) -> int:
         print(f"Report: {out / 'report.html'}")
     from ..summary import print_summary
 
-    print_summary(outcome.store)
+    print_summary(outcome.store, results=outcome.loaded())
     if outcome.interrupted:
         print(
             f"\nInterrupted by {outcome.interrupted}. Every finished job is saved in {out}.\n"

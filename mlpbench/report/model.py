@@ -174,15 +174,17 @@ def _read_parity(path: Path) -> list[dict[str, Any]] | None:
     return [d for d in data if isinstance(d, dict)]
 
 
-def build(path: str | Path, figures: bool = True, painter: Painter | None = None) -> Report:
+def build(
+    path: str | Path, figures: bool = True, painter: Painter | None = None, results: Results | None = None
+) -> Report:
     """Read a results directory and compute every table; draw the figures into DIR/figures/.
 
     `painter` draws them (a run passes the one it started while planning; it stays open); without
-    one, a painter of this call's own.
+    one, a painter of this call's own. `results`: the directory as already loaded (`load_results`).
     """
-    results = load_results(path)
+    results = results if results is not None else load_results(path)
     store = ResultsStore(path)
-    records = store.records()
+    records = results.records
     runs, curves = results.runs, results.curves
     config = results.config or {}
     backends = _ordered(config.get("backends") or [], runs["backend"].dropna().tolist())
