@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import statistics as st
+import sys
 import time
 
 import numpy as np
@@ -36,6 +37,7 @@ args = parser.parse_args()
 
 loader = importlib.util.spec_from_file_location("numpy_mlp_old", args.old)
 old = importlib.util.module_from_spec(loader)
+sys.modules[loader.name] = old  # a dataclass looks its module up there
 loader.loader.exec_module(old)
 task = Scaling(n_samples=args.samples, width=args.width)
 split, spec = task.load(0), task.spec()
