@@ -101,6 +101,30 @@ def test_bad_timeout(tmp_path, capsys, value, message) -> None:
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            [*BASE, "--jobz", "2"],
+            ["run_bench.py run: error: unrecognized arguments: --jobz 2", "--jobz: did you mean --jobs?"],
+        ),
+        (["compare", "a", "b", "--fail-slowr=10"], ["usage: run_bench.py compare", "did you mean --fail-slower?"]),
+        ([*BASE, "--experiment", "exp.toml"], ["unrecognized arguments: --experiment exp.toml"]),
+    ],
+)
+def test_an_unknown_option_is_named_by_its_command_with_the_nearest_ones(tmp_path, capsys, argv, said) -> None:
+    """The command's own usage and help pointer, not the top-level ones, and the option meant if it is close."""
+    out = tmp_path / "res"
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--out", str(out)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert all(s in err for s in said), err
+    command = argv[0]
+    assert f"usage: run_bench.py {command} " in err and f"see run_bench.py {command} --help" in err
+    assert not out.exists()
+
+
 def test_output_directory_that_cannot_be_written(tmp_path, capsys) -> None:
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")

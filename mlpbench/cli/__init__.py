@@ -8,6 +8,7 @@ library below it raises ordinary exceptions and never imports it.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 
@@ -28,16 +29,28 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every sub-command."""
+    """The argument parser with every sub-command (each one's own parser in ``parser.commands``)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Train the same MLP on several backends and compare accuracy, loss curves, time and memory. "
         "Without a command, runs the default suite (every installed backend on xor, digits, diabetes, 3 seeds).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in COMMANDS.values():
-        module.add_parser(sub)
+    parser.commands = {name: module.add_parser(sub) for name, module in COMMANDS.items()}  # type: ignore[attr-defined]
     return parser
+
+
+def _unrecognized(extras: list[str], command: argparse.ArgumentParser) -> str:
+    """What the command does not know, with the options whose names come closest (``--seed``: ``--seeds``)."""
+    known = [s for action in command._actions for s in action.option_strings if s.startswith("--")]
+    hints = []
+    for extra in extras:
+        name = extra.split("=", 1)[0]
+        close = difflib.get_close_matches(name, known, n=2, cutoff=0.75) if name.startswith("--") else []
+        if close:
+            hints.append(f"{name}: did you mean {' or '.join(close)}?")
+    text = f"unrecognized arguments: {' '.join(extras)}"
+    return text + "".join(f"\n  {h}" for h in hints) + f"\n  see {command.prog} --help"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["run", *argv]
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # said by the command's own parser: its usage, not the top-level one
+        command = parser.commands[args.command]  # type: ignore[attr-defined]
+        command.error(_unrecognized(extras, command))
     try:
         with command_line():  # the report's figures may be drawn in processes that import the main module
             return COMMANDS[args.command].cmd(args)
