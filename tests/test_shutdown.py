@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -90,12 +89,19 @@ def test_repeated_ctrl_c_during_shutdown_leaves_every_file_whole(tmp_path) -> No
     assert not list(out.glob(".*.tmp")) and not list(out.glob("*.tmp"))
 
 
-def _limit_file_size(limit: int):
-    def apply() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+def _with_file_size_limit(limit: int, argv: list[str]) -> list[str]:
+    """`argv` (a Python command line) run by an interpreter that may not grow any file past `limit` bytes.
 
-    return apply
+    The limit is set by a small program that then execs `argv`, not by a ``preexec_fn``: Python code
+    between fork and exec in a test process that has imported a multithreaded framework can deadlock.
+    """
+    code = (
+        "import os, resource, signal, sys; "
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "  # a write past the limit fails with EFBIG instead
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]),) * 2); "
+        "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])"
+    )
+    return [sys.executable, "-c", code, str(limit), *argv]
 
 
 def test_a_full_disk_says_where_and_how_to_continue_and_keeps_the_store_readable(tmp_path) -> None:
@@ -127,11 +133,10 @@ def test_a_full_disk_says_where_and_how_to_continue_and_keeps_the_store_readable
     (out / "experiment.toml").write_text((out / "experiment.toml").read_text().replace("0,\n]", "0,\n    1,\n]"))
     before = (out / "runs.jsonl").read_bytes()
     full = subprocess.run(
-        [sys.executable, "run_bench.py", "run", "--resume", str(out), "--no-progress"],
+        _with_file_size_limit(size + 100, ["run_bench.py", "run", "--resume", str(out), "--no-progress"]),
         cwd=ROOT,
         capture_output=True,
         text=True,
-        preexec_fn=_limit_file_size(size + 100),
     )
     assert full.returncode == 1
     assert "Traceback" not in full.stderr
