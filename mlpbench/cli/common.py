@@ -8,6 +8,7 @@ import math
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..choices import BackendChoice, default_backends, parse_backend_list
 from ..registry import PluginError, Registry, discover
@@ -63,8 +64,8 @@ def key_value(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def add_plugin_arg(p: argparse.ArgumentParser) -> None:
-    """The ``--plugin FILE`` option every command that loads backends or tasks takes."""
+def add_plugin_arg(p: Any) -> None:
+    """The ``--plugin FILE`` option every command that loads backends or tasks takes (`p`: a parser or a group)."""
     p.add_argument(
         "--plugin",
         action="append",
@@ -74,8 +75,8 @@ def add_plugin_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_progress_arg(p: argparse.ArgumentParser) -> None:
-    """The ``--no-progress`` option of every command that trains."""
+def add_progress_arg(p: Any) -> None:
+    """The ``--no-progress`` option of every command that trains (`p`: a parser or a group)."""
     p.add_argument("--no-progress", action="store_true", help="no live progress display, one line per job")
 
 

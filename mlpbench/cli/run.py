@@ -43,33 +43,37 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         description="Run backends x tasks x grid points x seeds; results go to --out (default results/<timestamp>/). "
         "An experiment file (--config) describes a whole run; flags given here override it.",
     )
-    run.add_argument(
+    what = run.add_argument_group("what to run")
+    how = run.add_argument_group("how it runs")
+    output = run.add_argument_group("results")
+    csv = run.add_argument_group("the csv task (--tasks csv)")
+    what.add_argument(
         "--config",
         metavar="FILE|PRESET",
         help="an experiment file (TOML) or a shipped preset "
         "(run_bench.py list shows them); e.g. --config DIR/experiment.toml re-runs a run's very jobs",
     )
-    run.add_argument(
+    what.add_argument(
         "--backends",
         metavar="LIST",
         help="comma-separated backends, options in brackets: "
         "numpy,torch,keras[engine=jax] (default: every installed backend)",
     )
-    run.add_argument("--tasks", metavar="LIST", help=f"comma-separated tasks (default: {','.join(DEFAULT_TASKS)})")
-    run.add_argument(
+    what.add_argument("--tasks", metavar="LIST", help=f"comma-separated tasks (default: {','.join(DEFAULT_TASKS)})")
+    what.add_argument(
         "--seeds",
         metavar="N|LIST",
         help=f"a count (3 -> seeds 0,1,2) or an explicit list (0,5,9); default {len(_DEFAULTS.seeds)}",
     )
-    run.add_argument("--epochs", type=positive_int, help="override every task's epoch count")
-    run.add_argument(
+    what.add_argument("--epochs", type=positive_int, help="override every task's epoch count")
+    what.add_argument(
         "--quick",
         action="store_true",
         default=None,
         help="a fast complete run: 1 seed (unless "
         "--seeds is given) and half of each task's epochs (unless --epochs is given)",
     )
-    run.add_argument(
+    what.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -77,7 +81,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         metavar="FIELD=VALUE",
         help="set a ModelSpec field for every task, e.g. --set lr=0.01 --set hidden=128,64 (repeatable)",
     )
-    run.add_argument(
+    what.add_argument(
         "--grid",
         action="append",
         type=key_value,
@@ -86,76 +90,76 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "(hidden=16,64,256, hidden=64x64,256x256, lr=1e-3,1e-2, optimizer=sgd,adam), a task parameter "
         "(moons.noise=0.1,0.3), threads=1,2, or a backend option (torch.compile=false,true)",
     )
-    run.add_argument(
+    what.add_argument(
         "--modes",
         metavar="LIST",
         help="comma-separated: controlled (the runner owns initial weights and "
         "batch order: do the frameworks compute the same thing, how fast at best) and/or native (each "
         "framework's own idiomatic loop: what its users get); default controlled",
     )
-    run.add_argument(
+    what.add_argument(
         "--task-param",
         action="append",
         type=key_value,
         metavar="TASK.KEY=VALUE",
         help="set a task parameter, e.g. --task-param moons.noise=0.3 (repeatable)",
     )
-    run.add_argument(
+    how.add_argument(
         "--threads",
         type=positive_int,
         help=f"threads per worker for every framework and BLAS "
         f"(default {_DEFAULTS.threads}; at most this machine's cores unless --oversubscribe)",
     )
-    run.add_argument(
+    how.add_argument(
         "--oversubscribe",
         action="store_true",
         default=None,
         help="allow more threads than this machine has cores (timings are then not meaningful)",
     )
-    run.add_argument(
+    how.add_argument(
         "--timeout",
         type=parse_duration,
         metavar="DURATION",
         help=f"per-job time limit, e.g. 90s or 10m (default {_DEFAULTS.timeout_s / 60:g}m)",
     )
-    run.add_argument(
+    how.add_argument(
         "--executor",
         choices=("local", "dask"),
         help="where jobs run: local worker subprocesses "
         "(default), or a Dask cluster (--scheduler ADDRESS / --scheduler-file FILE, or a LocalCluster "
         "of --jobs workers started for the run)",
     )
-    run.add_argument(
+    how.add_argument(
         "--jobs",
         type=positive_int,
         help="jobs at once (default 1, the cleanest timings); locally each worker is pinned to cores of its own",
     )
-    run.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
-    run.add_argument("--scheduler-file", metavar="FILE", help="a Dask scheduler file (dask scheduler --scheduler-file)")
-    run.add_argument(
+    how.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
+    how.add_argument("--scheduler-file", metavar="FILE", help="a Dask scheduler file (dask scheduler --scheduler-file)")
+    how.add_argument(
         "--no-references",
         dest="references",
         action="store_false",
         default=None,
         help="do not score the reference models (linear, gradient boosting) on the splits",
     )
-    run.add_argument("--out", metavar="DIR", help="results directory (default results/<timestamp>)")
-    run.add_argument(
+    output.add_argument("--out", metavar="DIR", help="results directory (default results/<timestamp>)")
+    output.add_argument(
         "--resume", metavar="DIR", help="continue the run in DIR: its own experiment.toml, skipping finished jobs"
     )
-    add_progress_arg(run)
-    run.add_argument(
+    add_progress_arg(output)
+    csv.add_argument(
         "--csv-path", metavar="FILE", help="the csv task's file (with --tasks csv): one row per sample, a header row"
     )
-    run.add_argument(
+    csv.add_argument(
         "--csv-target", metavar="COLUMN", help="the csv task's target column; every other column is a numeric feature"
     )
-    run.add_argument(
+    csv.add_argument(
         "--csv-kind",
         choices=("auto", "binary", "multiclass", "regression"),
         help="the csv task's problem kind (default auto: from the target column)",
     )
-    add_plugin_arg(run)
+    add_plugin_arg(what)
     run.set_defaults(plugin=None)
     return run
 
