@@ -184,7 +184,7 @@ def remeasure_peak(env: dict[str, Any]) -> dict[str, Any]:
     jobs read as more than 100% of the peak. The best of both measurements is closer to what the
     machine can do; both are kept (``matmul_gflops_start``, ``matmul_gflops_end``).
     """
-    if not isinstance(env.get("matmul_gflops"), (int, float)) or "matmul_gflops_end" in env:
+    if not is_finite_number(env.get("matmul_gflops")) or "matmul_gflops_end" in env:
         return env
     out = dict(env)
     threads = int(env.get("threads") or 1)

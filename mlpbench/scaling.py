@@ -39,6 +39,8 @@ def scaling_rows(
     the peak is against its own job's. A row's ``series`` is what a line of the table and figure stands
     for: the backend, or the backend at a thread count when the jobs ran with more than one.
     """
+    from .report.format import threads_text  # the report package imports this module
+
     rows = []
     done = [r for r in records if r.get("task") == TASK and r.get("status") == "ok" and r.get("epoch_time_s")]
     several = len({r.get("threads") for r in done}) > 1
@@ -53,7 +55,7 @@ def scaling_rows(
             {
                 "backend": r["backend"],
                 "threads": threads,
-                "series": f"{r['backend']}, {threads} thread{'s' if threads != 1 else ''}" if several else r["backend"],
+                "series": f"{r['backend']}, {threads_text(threads)}" if several else r["backend"],
                 "n_samples": int(r["n_train"]),
                 "width": int(params.get("width", spec.hidden[0])),
                 "depth": len(spec.hidden),
@@ -127,6 +129,7 @@ def print_table(rows: list[dict[str, Any]], slopes: dict[str, float], env: dict[
     from rich.table import Table
 
     from .env import peak_gflops
+    from .report.format import threads_text
 
     console = Console()
     if not console.is_terminal:
@@ -153,9 +156,7 @@ def print_table(rows: list[dict[str, Any]], slopes: dict[str, float], env: dict[
     peaks = [(t, peak_gflops(env, t)) for t in counts]
     for t, p in peaks:
         if p:
-            console.print(
-                f"Measured float32 matmul peak of this machine with {t} thread{'s' if t != 1 else ''}: {p:g} GFLOP/s"
-            )
+            console.print(f"Measured float32 matmul peak of this machine with {threads_text(t)}: {p:g} GFLOP/s")
     names = list(dict.fromkeys(r["series"] for r in rows))
     width = max([10, *map(len, names)])
     for series in names:

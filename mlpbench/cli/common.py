@@ -75,6 +75,17 @@ def add_plugin_arg(p: Any) -> None:
     )
 
 
+def add_oversubscribe_arg(p: Any, default: bool | None) -> None:
+    """The ``--oversubscribe`` option of every command that trains (`p`: a parser or a group; `default` None
+    when an experiment file's value stands unless the flag is given)."""
+    p.add_argument(
+        "--oversubscribe",
+        action="store_true",
+        default=default,
+        help="allow more threads than this machine has cores (timings are then not meaningful)",
+    )
+
+
 def add_progress_arg(p: Any) -> None:
     """The ``--no-progress`` option of every command that trains (`p`: a parser or a group)."""
     p.add_argument("--no-progress", action="store_true", help="no live progress display, one line per job")

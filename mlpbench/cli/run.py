@@ -23,6 +23,7 @@ from .common import (
     EXIT_OK,
     PROG,
     UsageError,
+    add_oversubscribe_arg,
     add_plugin_arg,
     add_progress_arg,
     key_value,
@@ -110,12 +111,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help=f"threads per worker for every framework and BLAS "
         f"(default {_DEFAULTS.threads}; at most this machine's cores unless --oversubscribe)",
     )
-    how.add_argument(
-        "--oversubscribe",
-        action="store_true",
-        default=None,
-        help="allow more threads than this machine has cores (timings are then not meaningful)",
-    )
+    add_oversubscribe_arg(how, default=None)
     how.add_argument(
         "--timeout",
         type=parse_duration,

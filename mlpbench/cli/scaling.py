@@ -38,6 +38,7 @@ from .common import (
     EXIT_OK,
     PROG,
     UsageError,
+    add_oversubscribe_arg,
     add_plugin_arg,
     add_progress_arg,
     parse_duration,
@@ -115,11 +116,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help=f"threads per worker (default {_PRESET.threads}); a list such as 1,2 sweeps them too, each size at "
         "each thread count, and the matmul peak is measured at each",
     )
-    p.add_argument(
-        "--oversubscribe",
-        action="store_true",
-        help="allow more threads than this machine has cores (timings are then not meaningful)",
-    )
+    add_oversubscribe_arg(p, default=False)
     p.add_argument(
         "--timeout",
         type=parse_duration,
@@ -160,10 +157,9 @@ def cmd(args: argparse.Namespace) -> int:
         )
     except (ExperimentError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
-    store = outcome.store
-    env = store.read_json(ENV_FILE)
-    rows = scaling_rows(store.records(), partial(peak_gflops, env))
-    print_table(rows, fit_slopes(rows), env)
+    store, results = outcome.store, outcome.loaded()
+    rows = scaling_rows(results.records, partial(peak_gflops, results.env))
+    print_table(rows, fit_slopes(rows), results.env)
     if (store.path / FIGURE).exists():
         print(f"Figure: {store.path / FIGURE}")
     if outcome.report_error:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .format import DASH, fmt_g, missing
+from .format import DASH, fmt_g, missing, threads_text
 from .machines import hosts, placement_facts
 from .tables import num, status_counts
 
@@ -131,7 +131,7 @@ def machine_facts(report: Report) -> list[tuple[str, str]]:
     )
     by_threads = env.get("matmul_gflops_by_threads") or {}
     if len(by_threads) > 1:  # a sweep over threads: each job's share is against its own thread count's peak
-        shown = ", ".join(f"{v:g} GFLOP/s with {t} thread{'s' if t != '1' else ''}" for t, v in by_threads.items())
+        shown = ", ".join(f"{v:g} GFLOP/s with {threads_text(t)}" for t, v in by_threads.items())
         peak = f"{shown} ({env.get('matmul_gflops_note', '')})"
     return [
         ("CPU", f"{env.get('cpu', DASH)}, {env.get('cores', '?')} logical cores{memory}"),

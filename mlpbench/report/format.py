@@ -13,6 +13,11 @@ from typing import Any
 DASH = "–"  # shown for a missing value
 
 
+def threads_text(n: int | str) -> str:
+    """``1 thread``, ``2 threads`` (env.json keys its per-thread-count peaks by the count as text)."""
+    return f"{n} thread{'' if str(n) == '1' else 's'}"
+
+
 def missing(v: Any) -> bool:
     """True for a value that has no number to show: None, NaN or an infinity."""
     return v is None or (isinstance(v, float) and not math.isfinite(v))
